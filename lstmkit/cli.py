@@ -9,6 +9,12 @@ import sys
 from lstmkit._version import __version__
 
 
+# Each entry adds one sub-command: ``add(commands)`` calls ``commands.add_parser(...)`` and sets
+# ``handler=`` to a function ``(args) -> exit code``. Keep imports of heavy modules inside handlers
+# so that ``lstmkit --help`` stays fast.
+_COMMANDS: list = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmkit",
@@ -17,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_command in _COMMANDS:
+        add_command(commands)
     return parser
 
 
