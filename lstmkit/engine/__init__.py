@@ -1,0 +1,75 @@
+"""The recurrence engine: run a cell over a whole sequence, choosing the fastest correct path.
+
+Three paths compute the same function:
+
+- ``"native"``: torch's fused op (oneDNN / cuDNN), only where it computes exactly the cell's
+  function (see :func:`lstmkit.engine.native.native_unsupported_reason`);
+- ``"fused"``: lstmkit's kernel with hand-derived BPTT (every LSTM variant, GRU, Elman RNN);
+- ``"reference"``: the cell's step in a plain loop under autograd: the ground truth.
+
+``"auto"`` takes ``native`` where it applies and is faster, else ``fused``. See
+``docs/performance.md`` for the measurements behind the choice.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lstmkit._validation import check_choice
+from lstmkit.cells.gru import GRUCell
+from lstmkit.cells.lstm import LSTMCell
+from lstmkit.cells.rnn import RNNCell
+from lstmkit.engine.fused import run_fused_gru, run_fused_lstm, run_fused_rnn
+from lstmkit.engine.native import native_unsupported_reason, run_native
+from lstmkit.engine.reference import run_reference
+
+ENGINES = ("auto", "native", "fused", "reference")
+
+_FUSED = {LSTMCell: run_fused_lstm, GRUCell: run_fused_gru, RNNCell: run_fused_rnn}
+
+
+def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=None, owner: str = "engine") -> str:
+    """The path that will run: ``engine`` itself, or the choice ``"auto"`` makes.
+
+    Raises ``ValueError`` if ``"native"`` is asked for a configuration it cannot compute.
+    """
+    check_choice(owner, "engine", engine, ENGINES)
+    if engine == "native":
+        reason = native_unsupported_reason(cell, mask, recurrent_mask)
+        if reason is not None:
+            raise ValueError(
+                f"{owner}: engine='native' cannot run this layer: {reason}. "
+                "Use engine='auto' (picks the fastest correct path) or engine='fused'."
+            )
+        return "native"
+    if engine == "fused" and type(cell) not in _FUSED:
+        raise ValueError(f"{owner}: engine='fused' has no kernel for {type(cell).__name__}; use 'reference'.")
+    if engine != "auto":
+        return engine
+    if native_unsupported_reason(cell, mask, recurrent_mask) is None and _native_is_faster(cell, x):
+        return "native"
+    return "fused" if type(cell) in _FUSED else "reference"
+
+
+def _native_is_faster(cell, x: torch.Tensor) -> bool:
+    # On the CPU torch has a oneDNN kernel only for the LSTM; its GRU and RNN are generic loops
+    # slower than ours at small sizes (docs/performance.md). On GPUs cuDNN wins for all three.
+    return x.device.type != "cpu" or isinstance(cell, LSTMCell)
+
+
+def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None,
+        recurrent_mask: torch.Tensor | None = None, engine: str = "auto"):
+    """Run ``cell`` over ``x (B, T, I)`` from ``state``; returns ``(y (B, T, P), final state)``.
+
+    ``mask (B, T)`` bool: False steps leave the state unchanged and output zeros.
+    ``recurrent_mask (B, P)``: multiplies ``h_{t-1}`` inside the recurrence (recurrent dropout).
+    """
+    path = select_engine(cell, engine, x, mask, recurrent_mask)
+    if path == "native":
+        return run_native(cell, x, state, mask)
+    if path == "fused":
+        return _FUSED[type(cell)](cell, x, state, mask, recurrent_mask)
+    return run_reference(cell, x, state, mask, recurrent_mask)
+
+
+__all__ = ["ENGINES", "run", "run_native", "run_reference", "select_engine"]

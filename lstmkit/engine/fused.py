@@ -1,0 +1,488 @@
+"""The fused path: one input projection for all steps, a tight recurrent loop, hand-derived BPTT.
+
+Each family has a ``torch.autograd.Function`` whose forward runs the recurrence saving only what
+the backward needs, and whose backward walks the sequence in reverse, computing the gradient of
+every pre-activation at each step (the derivation is in ``docs/bptt.md``). The weight gradients
+are then one matrix product each over all steps, after the loop:
+``dW_ih = dZ^T X``, ``dW_hh = dZ_h^T H_{t-1}``.
+
+Shape: B batch, T steps, I inputs, H hidden, P = proj_size or H, G gate blocks.
+Masks: ``mask (B, T)`` bool (False = the step is skipped: state unchanged, output zero);
+``recurrent_mask (B, P)`` multiplies ``h_{t-1}`` where it enters the gates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lstmkit.cells.lstm import LN_EPS
+
+# --------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _ln_forward(z):
+    """Normalise the last axis: returns ``(xhat, rstd)``."""
+    var, mean = torch.var_mean(z, dim=-1, keepdim=True, correction=0)
+    rstd = torch.rsqrt(var + LN_EPS)
+    return (z - mean) * rstd, rstd
+
+
+def _ln_backward(d_xhat, xhat, rstd):
+    """Gradient through ``xhat = (z - mean(z)) * rstd`` given the gradient wrt ``xhat``."""
+    return rstd * (d_xhat - d_xhat.mean(-1, keepdim=True) - xhat * (d_xhat * xhat).mean(-1, keepdim=True))
+
+
+def _flat(t):
+    """``(B, T, N)`` -> ``(B*T, N)``."""
+    return t.reshape(-1, t.shape[-1])
+
+
+def _mask_steps(mask, T):
+    return [None] * T if mask is None else list(mask.unsqueeze(-1).unbind(1))
+
+
+def _keep(m, new, old):
+    """The carried value after a (possibly masked) step."""
+    return new if m is None else torch.where(m, new, old)
+
+
+def _split(m, d):
+    """Split a gradient arriving at a carried value into (to the new value, to the old one)."""
+    if m is None:
+        return d, None
+    zero = torch.zeros((), dtype=d.dtype, device=d.device)
+    return torch.where(m, d, zero), torch.where(m, zero, d)
+
+
+def _add(a, b):
+    return a if b is None else a + b
+
+
+# --------------------------------------------------------------------------------------------
+# LSTM family
+
+
+def lstm_param_names(cell) -> list[str]:
+    """The cell's parameters in the order the fused kernel takes them."""
+    return [name for name, _ in cell.named_parameters()]
+
+
+class _FusedLSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cell_meta, x, mask, rmask, h0, c0, a0, *params):
+        v, H, proj, names = cell_meta
+        p = dict(zip(names, params))
+        y, state, saved = _lstm_forward(v, H, proj, p, x, mask, rmask, h0, c0, a0, save=True)
+        ctx.cell_meta = cell_meta
+        ctx.saved = saved
+        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
+                              rmask if rmask is not None else torch.empty(0), *params)
+        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
+        return (y, *state)
+
+    @staticmethod
+    def backward(ctx, dy, dhT, dcT, daT=None):
+        v, H, proj, names = ctx.cell_meta
+        x, mask, rmask, *params = ctx.saved_tensors
+        mask = mask if ctx.has_mask else None
+        rmask = rmask if ctx.has_rmask else None
+        p = dict(zip(names, params))
+        grads = _lstm_backward(v, H, proj, p, x, mask, rmask, ctx.saved, dy, dhT, dcT, daT)
+        ctx.saved = None
+        dx, dh0, dc0, da0, dparams = grads
+        return (None, dx, None, None, dh0, dc0, da0, *[dparams[n] for n in names])
+
+
+def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
+    B, T, _ = x.shape
+    gates = v.gates
+    idx = {g: k for k, g in enumerate(gates)}
+    tanh_in, tanh_out = v.input_activation == "tanh", v.output_activation == "tanh"
+    w_ci, w_cf, w_co = (p.get(f"weight_c{g}") for g in "ifo")
+    W_hh_t = p["weight_hh"].t()
+
+    zx = _flat(x) @ p["weight_ih"].t()  # (B*T, G*H): the input projection for every step at once
+    if v.layer_norm:
+        zx_xhat, zx_rstd = _ln_forward(zx)
+        zx = zx_xhat * p["ln_ih_weight"]
+        bias = p["bias_ih"] + p["bias_hh"]
+    else:
+        zx = zx + p["bias_ih"] + p["bias_hh"]
+    zx = zx.view(B, T, -1).unbind(1)
+    masks = _mask_steps(mask, T)
+
+    S = {k: [] for k in ("i", "f", "g", "o", "c_prev", "c", "tc", "h_in", "hr", "a_prev",
+                         "zh_xhat", "zh_rstd", "cc_xhat", "cc_rstd")} if save else None
+    ys = []
+    for t in range(T):
+        m = masks[t]
+        h_in = h if rmask is None else h * rmask
+        zh = h_in @ W_hh_t  # (B, G*H)
+        if v.layer_norm:
+            zh_xhat, zh_rstd = _ln_forward(zh)
+            z = zx[t] + zh_xhat * p["ln_hh_weight"] + bias
+        else:
+            z = zx[t] + zh
+        z = z.chunk(len(gates), dim=1)
+        z_i = z[idx["i"]] if "i" in idx else None
+        z_f = z[idx["f"]] if "f" in idx else None
+        z_o = z[idx["o"]] if "o" in idx else None
+        if v.gate_recurrence:
+            r_i, r_f, r_o = (a @ p["weight_gr"].t()).chunk(3, dim=1)
+            z_i, z_f, z_o = z_i + r_i, z_f + r_f, z_o + r_o
+
+        i = torch.sigmoid(z_i if w_ci is None else z_i + w_ci * c) if v.input_gate else None
+        if v.forget_gate == "learned":
+            f = torch.sigmoid(z_f if w_cf is None else z_f + w_cf * c)
+        else:
+            f = 1.0 - i if v.forget_gate == "coupled" else None
+        g = torch.tanh(z[idx["g"]]) if tanh_in else z[idx["g"]]
+        ig = g if i is None else i * g
+        c_new = ig + (c if f is None else f * c)
+        o = torch.sigmoid(z_o if w_co is None else z_o + w_co * c_new) if v.output_gate else None
+        if v.layer_norm:
+            cc_xhat, cc_rstd = _ln_forward(c_new)
+            cc = cc_xhat * p["ln_c_weight"] + p["ln_c_bias"]
+        else:
+            cc = c_new
+        tc = torch.tanh(cc) if tanh_out else cc
+        hr = tc if o is None else o * tc
+        h_new = hr @ p["weight_hr"].t() if proj else hr
+
+        if save:
+            for key, val in (("i", i), ("f", f), ("g", g), ("o", o), ("c_prev", c), ("c", c_new),
+                             ("tc", tc), ("h_in", h_in), ("hr", hr), ("a_prev", a)):
+                S[key].append(val)
+            if v.layer_norm:
+                S["zh_xhat"].append(zh_xhat)
+                S["zh_rstd"].append(zh_rstd)
+                S["cc_xhat"].append(cc_xhat)
+                S["cc_rstd"].append(cc_rstd)
+        ys.append(h_new if m is None else torch.where(m, h_new, torch.zeros_like(h_new)))
+        h, c = _keep(m, h_new, h), _keep(m, c_new, c)
+        if v.gate_recurrence:
+            a = _keep(m, torch.cat([i, f, o], dim=1), a)
+
+    y = torch.stack(ys, dim=1)
+    state = (h, c, a) if v.gate_recurrence else (h, c)
+    if save and v.layer_norm:
+        S["zx_xhat"], S["zx_rstd"] = zx_xhat, zx_rstd
+    return y, state, S
+
+
+def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
+    B, T, _ = x.shape
+    gates = v.gates
+    tanh_in, tanh_out = v.input_activation == "tanh", v.output_activation == "tanh"
+    w_ci, w_cf, w_co = (p.get(f"weight_c{g}") for g in "ifo")
+    W_hh, W_hr = p["weight_hh"], p.get("weight_hr")
+    masks = _mask_steps(mask, T)
+    dys = dy.unbind(1)
+    zero_h = torch.zeros_like(S["c"][0])
+    if dh is None:
+        dh = torch.zeros_like(dys[0])
+    if dc is None:
+        dc = zero_h
+    if v.gate_recurrence and da is None:
+        da = torch.zeros_like(S["a_prev"][0])
+
+    dZ = [None] * T  # gradient wrt the gate pre-activations (after any layer norm of W_hh h)
+    dZh = [None] * T if v.layer_norm else dZ  # ... wrt W_hh h_in (before its layer norm)
+    dH_new = [None] * T  # wrt the projected h, for dW_hr
+    dpeep = {g: zero_h.new_zeros(H) for g in v.peephole_gates}
+    dln = {"ln_hh_weight": 0.0, "ln_c_weight": 0.0, "ln_c_bias": 0.0}
+    for t in reversed(range(T)):
+        m = masks[t]
+        i, f, g, o = S["i"][t], S["f"][t], S["g"][t], S["o"][t]
+        c_prev, c_new, tc = S["c_prev"][t], S["c"][t], S["tc"][t]
+        dh_new, dh_pass = _split(m, dh)
+        dh_new = dh_new + (dys[t] if m is None else torch.where(m, dys[t], torch.zeros_like(dys[t])))
+        dc_new, dc_pass = _split(m, dc)
+        if v.gate_recurrence:
+            da_new, da_pass = _split(m, da)
+            da_i, da_f, da_o = da_new.chunk(3, dim=1)
+        dH_new[t] = dh_new
+        dhr = dh_new @ W_hr if proj else dh_new
+        # h = o * act(cc)
+        d_o = dhr * tc if o is not None else None
+        dtc = dhr if o is None else dhr * o
+        dcc = dtc * (1.0 - tc * tc) if tanh_out else dtc
+        if v.layer_norm:
+            dln["ln_c_bias"] = dln["ln_c_bias"] + dcc.sum(0)
+            dln["ln_c_weight"] = dln["ln_c_weight"] + (dcc * S["cc_xhat"][t]).sum(0)
+            dcc = _ln_backward(dcc * p["ln_c_weight"], S["cc_xhat"][t], S["cc_rstd"][t])
+        dc_new = dc_new + dcc
+        # o = sigmoid(z_o + w_co * c)
+        if o is not None:
+            if v.gate_recurrence:
+                d_o = d_o + da_o
+            dz_o = d_o * o * (1.0 - o)
+            if w_co is not None:
+                dc_new = dc_new + dz_o * w_co
+                dpeep["o"] += (dz_o * c_new).sum(0)
+        # c = f * c_prev + i * g
+        dg = dc_new if i is None else dc_new * i
+        dz_g = dg * (1.0 - g * g) if tanh_in else dg
+        d_i = dc_new * g if i is not None else None
+        if v.forget_gate == "learned":
+            d_f = dc_new * c_prev
+            if v.gate_recurrence:
+                d_f = d_f + da_f
+            dz_f = d_f * f * (1.0 - f)
+        elif v.forget_gate == "coupled":
+            d_i = d_i - dc_new * c_prev
+        if i is not None:
+            if v.gate_recurrence:
+                d_i = d_i + da_i
+            dz_i = d_i * i * (1.0 - i)
+        dc_prev = dc_new if f is None else dc_new * f
+        if w_ci is not None:
+            dc_prev = dc_prev + dz_i * w_ci
+            dpeep["i"] += (dz_i * c_prev).sum(0)
+        if w_cf is not None:
+            dc_prev = dc_prev + dz_f * w_cf
+            dpeep["f"] += (dz_f * c_prev).sum(0)
+        dz_by_gate = {"i": dz_i if i is not None else None, "f": dz_f if v.forget_gate == "learned" else None,
+                      "g": dz_g, "o": dz_o if o is not None else None}
+        dz = torch.cat([dz_by_gate[k] for k in gates], dim=1)  # (B, G*H)
+        dZ[t] = dz
+        if v.layer_norm:
+            dln["ln_hh_weight"] = dln["ln_hh_weight"] + (dz * S["zh_xhat"][t]).sum(0)
+            dZh[t] = _ln_backward(dz * p["ln_hh_weight"], S["zh_xhat"][t], S["zh_rstd"][t])
+        dh_in = dZh[t] @ W_hh
+        dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
+        dc = _add(dc_prev, dc_pass)
+        if v.gate_recurrence:
+            da = _add(torch.cat([dz_i, dz_f, dz_o], dim=1) @ p["weight_gr"], da_pass)
+
+    # Weight gradients: one matrix product each over all (B*T) rows.
+    dZ_all = torch.stack(dZ, dim=1)  # (B, T, G*H)
+    dZh_all = dZ_all if not v.layer_norm else torch.stack(dZh, dim=1)
+    grads = {}
+    grads["weight_hh"] = _flat(dZh_all).t() @ _flat(torch.stack(S["h_in"], dim=1))
+    if v.layer_norm:
+        dsum = _flat(dZ_all).sum(0)
+        grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
+        grads["ln_hh_weight"] = dln["ln_hh_weight"]
+        grads["ln_c_weight"], grads["ln_c_bias"] = dln["ln_c_weight"], dln["ln_c_bias"]
+        dZx = _ln_backward(_flat(dZ_all) * p["ln_ih_weight"], S["zx_xhat"], S["zx_rstd"])
+        grads["bias_ih"] = grads["bias_hh"] = dsum
+    else:
+        dZx = _flat(dZ_all)
+        grads["bias_ih"] = grads["bias_hh"] = dZx.sum(0)
+    grads["weight_ih"] = dZx.t() @ _flat(x)
+    dx = (dZx @ p["weight_ih"]).view(B, T, -1)
+    for gate, d in dpeep.items():
+        grads[f"weight_c{gate}"] = d
+    if v.gate_recurrence:
+        dZ_ifo = torch.stack([torch.cat([z.chunk(4, dim=1)[k] for k in (0, 1, 3)], dim=1) for z in dZ], dim=1)
+        grads["weight_gr"] = _flat(dZ_ifo).t() @ _flat(torch.stack(S["a_prev"], dim=1))
+    if proj:
+        grads["weight_hr"] = _flat(torch.stack(dH_new, dim=1)).t() @ _flat(torch.stack(S["hr"], dim=1))
+    return dx, dh, dc, (da if v.gate_recurrence else None), grads
+
+
+def run_fused_lstm(cell, x, state, mask=None, recurrent_mask=None):
+    """Run an :class:`~lstmkit.cells.LSTMCell` over ``x (B, T, I)``; returns ``(y, state)``."""
+    names = lstm_param_names(cell)
+    params = [getattr(cell, n) for n in names]
+    h0, c0 = state[0], state[1]
+    a0 = state[2] if cell.variant.gate_recurrence else None
+    meta = (cell.variant, cell.hidden_size, cell.proj_size, names)
+    if not _needs_grad(x, state, params):
+        y, final, _ = _lstm_forward(cell.variant, cell.hidden_size, cell.proj_size,
+                                    dict(zip(names, params)), x, mask, recurrent_mask, h0, c0, a0, save=False)
+        return y, final
+    out = _FusedLSTM.apply(meta, x, mask, recurrent_mask, h0, c0, a0, *params)
+    return out[0], tuple(out[1:])
+
+
+def _needs_grad(x, state, params):
+    if not torch.is_grad_enabled():
+        return False
+    return any(t is not None and t.requires_grad for t in (x, *state, *params))
+
+
+# --------------------------------------------------------------------------------------------
+# GRU
+
+
+class _FusedGRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh):
+        y, hT, saved = _gru_forward(reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh, save=True)
+        ctx.reset_after, ctx.saved = reset_after, saved
+        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
+        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
+                              rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
+        return y, hT
+
+    @staticmethod
+    def backward(ctx, dy, dhT):
+        x, mask, rmask, W_ih, W_hh = ctx.saved_tensors
+        out = _gru_backward(ctx.reset_after, x, mask if ctx.has_mask else None,
+                            rmask if ctx.has_rmask else None, W_ih, W_hh, ctx.saved, dy, dhT)
+        ctx.saved = None
+        return (None, *out[:1], None, None, *out[1:])
+
+
+def _gru_forward(reset_after, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
+    B, T, _ = x.shape
+    zx = (torch.addmm(b_ih, _flat(x), W_ih.t())).view(B, T, -1).unbind(1)  # (B, 3H) per step
+    W_rz, W_n = W_hh[: 2 * W_hh.shape[1]], W_hh[2 * W_hh.shape[1]:]
+    b_rz, b_n = b_hh[: 2 * W_hh.shape[1]], b_hh[2 * W_hh.shape[1]:]
+    masks = _mask_steps(mask, T)
+    S = {k: [] for k in ("r", "z", "n", "h_prev", "h_in", "hn", "rh")} if save else None
+    ys = []
+    for t in range(T):
+        m = masks[t]
+        h_in = h if rmask is None else h * rmask
+        x_r, x_z, x_n = zx[t].chunk(3, dim=1)
+        h_r, h_z = torch.addmm(b_rz, h_in, W_rz.t()).chunk(2, dim=1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        if reset_after:
+            hn = torch.addmm(b_n, h_in, W_n.t())
+            n = torch.tanh(x_n + r * hn)
+            rh = None
+        else:
+            rh = r * h_in
+            hn = None
+            n = torch.tanh(x_n + torch.addmm(b_n, rh, W_n.t()))
+        h_new = n + z * (h - n)
+        if save:
+            for key, val in (("r", r), ("z", z), ("n", n), ("h_prev", h), ("h_in", h_in), ("hn", hn), ("rh", rh)):
+                S[key].append(val)
+        ys.append(h_new if m is None else torch.where(m, h_new, torch.zeros_like(h_new)))
+        h = _keep(m, h_new, h)
+    return torch.stack(ys, dim=1), h, S
+
+
+def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh):
+    B, T, _ = x.shape
+    Hd = W_hh.shape[1]
+    W_rz, W_n = W_hh[: 2 * Hd], W_hh[2 * Hd:]
+    masks = _mask_steps(mask, T)
+    dys = dy.unbind(1)
+    if dh is None:
+        dh = torch.zeros_like(dys[0])
+    dZx, dZh_rz, dZh_n = [None] * T, [None] * T, [None] * T
+    for t in reversed(range(T)):
+        m = masks[t]
+        r, z, n, h_prev = S["r"][t], S["z"][t], S["n"][t], S["h_prev"][t]
+        dh_new, dh_pass = _split(m, dh)
+        dh_new = dh_new + (dys[t] if m is None else torch.where(m, dys[t], torch.zeros_like(dys[t])))
+        # h = (1 - z) * n + z * h_prev
+        dn = dh_new * (1.0 - z)
+        dz_z = dh_new * (h_prev - n) * z * (1.0 - z)
+        dz_n = dn * (1.0 - n * n)
+        if reset_after:
+            dz_r = dz_n * S["hn"][t] * r * (1.0 - r)
+            dhn = dz_n * r  # gradient wrt W_hn h_in + b_hn
+            dh_in = dhn @ W_n
+        else:
+            drh = dz_n @ W_n
+            dz_r = drh * S["h_in"][t] * r * (1.0 - r)
+            dhn = dz_n  # gradient wrt W_hn (r * h_in) + b_hn
+            dh_in = drh * r
+        drz = torch.cat([dz_r, dz_z], dim=1)
+        dh_in = dh_in + drz @ W_rz
+        dZx[t] = torch.cat([dz_r, dz_z, dz_n], dim=1)
+        dZh_rz[t], dZh_n[t] = drz, dhn
+        dh_prev = dh_new * z + (dh_in if rmask is None else dh_in * rmask)
+        dh = _add(dh_prev, dh_pass)
+
+    dZx_all = _flat(torch.stack(dZx, dim=1))
+    dZh_rz_all = _flat(torch.stack(dZh_rz, dim=1))
+    dZh_n_all = _flat(torch.stack(dZh_n, dim=1))
+    h_in_all = _flat(torch.stack(S["h_in"], dim=1))
+    n_src = h_in_all if reset_after else _flat(torch.stack(S["rh"], dim=1))
+    dW_hh = torch.cat([dZh_rz_all.t() @ h_in_all, dZh_n_all.t() @ n_src], dim=0)
+    db_hh = torch.cat([dZh_rz_all.sum(0), dZh_n_all.sum(0)])
+    dW_ih = dZx_all.t() @ _flat(x)
+    dx = (dZx_all @ W_ih).view(B, T, -1)
+    return dx, dh, dW_ih, dW_hh, dZx_all.sum(0), db_hh
+
+
+def run_fused_gru(cell, x, state, mask=None, recurrent_mask=None):
+    """Run a :class:`~lstmkit.cells.GRUCell` over ``x (B, T, I)``; returns ``(y, (h,))``."""
+    params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    if not _needs_grad(x, state, params):
+        y, h, _ = _gru_forward(cell.reset_after, x, mask, recurrent_mask, state[0], *params, save=False)
+        return y, (h,)
+    y, h = _FusedGRU.apply(cell.reset_after, x, mask, recurrent_mask, state[0], *params)
+    return y, (h,)
+
+
+# --------------------------------------------------------------------------------------------
+# Elman RNN
+
+
+class _FusedRNN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, relu, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh):
+        y, hT, saved = _rnn_forward(relu, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh, save=True)
+        ctx.relu, ctx.saved = relu, saved
+        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
+        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
+                              rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
+        return y, hT
+
+    @staticmethod
+    def backward(ctx, dy, dhT):
+        x, mask, rmask, W_ih, W_hh = ctx.saved_tensors
+        mask = mask if ctx.has_mask else None
+        rmask = rmask if ctx.has_rmask else None
+        B, T, _ = x.shape
+        masks = _mask_steps(mask, T)
+        dys = dy.unbind(1)
+        dh = torch.zeros_like(dys[0]) if dhT is None else dhT
+        hs, h_ins = ctx.saved["h"], ctx.saved["h_in"]
+        dZ = [None] * T
+        for t in reversed(range(T)):
+            m = masks[t]
+            dh_new, dh_pass = _split(m, dh)
+            dh_new = dh_new + (dys[t] if m is None else torch.where(m, dys[t], torch.zeros_like(dys[t])))
+            h = hs[t]
+            dz = dh_new * (h > 0).to(h.dtype) if ctx.relu else dh_new * (1.0 - h * h)
+            dZ[t] = dz
+            dh_in = dz @ W_hh
+            dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
+        ctx.saved = None
+        dZ_all = _flat(torch.stack(dZ, dim=1))
+        dW_hh = dZ_all.t() @ _flat(torch.stack(h_ins, dim=1))
+        dW_ih = dZ_all.t() @ _flat(x)
+        dx = (dZ_all @ W_ih).view(B, T, -1)
+        db = dZ_all.sum(0)
+        return None, dx, None, None, dh, dW_ih, dW_hh, db, db
+
+
+def _rnn_forward(relu, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
+    B, T, _ = x.shape
+    zx = torch.addmm(b_ih + b_hh, _flat(x), W_ih.t()).view(B, T, -1).unbind(1)
+    act = torch.relu if relu else torch.tanh
+    masks = _mask_steps(mask, T)
+    S = {"h": [], "h_in": []} if save else None
+    ys = []
+    for t in range(T):
+        m = masks[t]
+        h_in = h if rmask is None else h * rmask
+        h_new = act(torch.addmm(zx[t], h_in, W_hh.t()))
+        if save:
+            S["h"].append(h_new)
+            S["h_in"].append(h_in)
+        ys.append(h_new if m is None else torch.where(m, h_new, torch.zeros_like(h_new)))
+        h = _keep(m, h_new, h)
+    return torch.stack(ys, dim=1), h, S
+
+
+def run_fused_rnn(cell, x, state, mask=None, recurrent_mask=None):
+    """Run an :class:`~lstmkit.cells.RNNCell` over ``x (B, T, I)``; returns ``(y, (h,))``."""
+    params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    relu = cell.nonlinearity == "relu"
+    if not _needs_grad(x, state, params):
+        y, h, _ = _rnn_forward(relu, x, mask, recurrent_mask, state[0], *params, save=False)
+        return y, (h,)
+    y, h = _FusedRNN.apply(relu, x, mask, recurrent_mask, state[0], *params)
+    return y, (h,)

@@ -1,0 +1,78 @@
+"""The native path: PyTorch's own fused recurrent ops (oneDNN on CPU, cuDNN on GPU).
+
+Used only where the configuration computes exactly the function of the cell: the vanilla LSTM
+(with or without projection), the GRU with ``reset_after=True`` and the Elman RNN, without
+recurrent dropout, and with either no mask or a mask that keeps a prefix of each sequence (right
+padding), which maps onto a packed sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from lstmkit.cells.gru import GRUCell
+from lstmkit.cells.lstm import LSTMCell
+from lstmkit.cells.rnn import RNNCell
+
+
+def native_unsupported_reason(cell, mask, recurrent_mask) -> str | None:
+    """Why the native op cannot compute this configuration, or None if it can."""
+    if isinstance(cell, LSTMCell):
+        v = cell.variant
+        if (v.gates != ("i", "f", "g", "o") or v.peepholes or v.layer_norm or v.gate_recurrence
+                or v.input_activation != "tanh" or v.output_activation != "tanh"):
+            return f"variant {v.name!r} is not the vanilla LSTM that torch computes"
+    elif isinstance(cell, GRUCell):
+        if not cell.reset_after:
+            return "torch's GRU computes only reset_after=True"
+    elif not isinstance(cell, RNNCell):
+        return f"{type(cell).__name__} has no native op"
+    if recurrent_mask is not None:
+        return "recurrent dropout acts inside the recurrence"
+    if mask is not None and prefix_lengths(mask) is None:
+        return "the mask is not right-padding (a prefix of real steps in every sequence)"
+    return None
+
+
+def prefix_lengths(mask: torch.Tensor) -> torch.Tensor | None:
+    """Lengths if every row of ``mask (B, T)`` is True then False (and not empty), else None."""
+    lengths = mask.sum(dim=1)
+    steps = torch.arange(mask.shape[1], device=mask.device)
+    if bool((lengths == 0).any()) or not torch.equal(mask, steps[None, :] < lengths[:, None]):
+        return None
+    return lengths
+
+
+def _op_and_params(cell):
+    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    if isinstance(cell, LSTMCell):
+        if cell.proj_size:
+            params.append(cell.weight_hr)
+        return torch.lstm, params
+    if isinstance(cell, GRUCell):
+        return torch.gru, params
+    return (torch.rnn_tanh if cell.nonlinearity == "tanh" else torch.rnn_relu), params
+
+
+def run_native(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None):
+    """Run ``cell`` over ``x (B, T, I)`` with torch's fused op; returns ``(y, state)``."""
+    op, params = _op_and_params(cell)
+    lstm = isinstance(cell, LSTMCell)
+    hx = tuple(s.unsqueeze(0) for s in state) if lstm else state[0].unsqueeze(0)
+    train = torch.is_grad_enabled()
+    if mask is None:
+        out = op(x, hx, params, True, 1, 0.0, train, False, True)
+        y, final = out[0], out[1:]
+        return y, tuple(s.squeeze(0) for s in final)
+
+    lengths = prefix_lengths(mask)
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    order = packed.sorted_indices
+    hx = tuple(s[:, order] for s in hx) if lstm else hx[:, order]
+    out = op(packed.data, packed.batch_sizes, hx, params, True, 1, 0.0, train, False)
+    y, _ = pad_packed_sequence(
+        PackedSequence(out[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True, total_length=x.shape[1])
+    final = tuple(s[:, packed.unsorted_indices].squeeze(0) for s in out[1:])
+    return y, final
