@@ -1,5 +1,9 @@
 """Layers: recurrent layers (LSTM, GRU, SimpleRNN) and the layers composed around them."""
 
 from lstmkit.layers.base import Layer, deserialize, get_layer_class, register, serialize
+from lstmkit.layers.bidirectional import Bidirectional
+from lstmkit.layers.convert import from_torch, to_torch
+from lstmkit.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 
-__all__ = ["Layer", "deserialize", "get_layer_class", "register", "serialize"]
+__all__ = ["Bidirectional", "GRU", "LSTM", "Layer", "Recurrent", "SimpleRNN", "deserialize", "from_torch",
+           "get_layer_class", "register", "serialize", "to_torch"]

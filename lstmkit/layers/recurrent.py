@@ -1,0 +1,412 @@
+"""Recurrent layers: ``LSTM`` (every variant), ``GRU`` and ``SimpleRNN``.
+
+A layer owns a cell (:mod:`lstmkit.cells`: the parameters and one step) and runs it over the
+sequence through :mod:`lstmkit.engine`, which picks the fastest path that computes the same
+function. Everything Keras users expect is here: ``return_sequences``, ``return_state``,
+``initial_state``, ``stateful`` with ``reset_states()``, ``go_backwards``, input ``dropout`` and
+variational ``recurrent_dropout``, masking of padded or missing steps.
+
+Shape:
+    B batch, T time steps, I input features, H ``units``, P = ``proj_size`` or H.
+    Input ``x (B, T, I)``; output ``(B, T, P)`` with ``return_sequences``, else ``(B, P)``.
+    ``mask (B, T)`` bool, True where a step is real; or ``lengths (B,)`` for right padding.
+    A masked step leaves the state unchanged and outputs zeros, so a padded batch gives the
+    same numbers as each unpadded sequence run alone.
+
+The equivalent plain loop of ``LSTM(H, return_sequences=True)`` on ``x``::
+
+    h, c = zeros(B, H), zeros(B, H)
+    for t in range(T):
+        h, (h, c) = layer.cell(x[:, t], (h, c))
+        y[:, t] = h
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmkit._validation import check_choice, check_float, check_int
+from lstmkit.cells import GRUCell, LSTMCell, RNNCell
+from lstmkit.cells.lstm import INITS
+from lstmkit.cells.rnn import NONLINEARITIES
+from lstmkit.cells.variants import LSTMVariant, get_variant
+from lstmkit.engine import ENGINES, run, select_engine
+from lstmkit.errors import NotBuiltError
+from lstmkit.layers.base import Layer, register
+
+
+class Recurrent(Layer):
+    """What ``LSTM``, ``GRU`` and ``SimpleRNN`` share: the loop over time and its options.
+
+    Args:
+        units: H, the number of hidden units (memory cells for LSTM).
+        input_size: I; None infers it from the first input.
+        return_sequences: return the output of every step ``(B, T, P)``, not only the last.
+        return_state: also return the final state: ``(y, h, c)`` for LSTM, ``(y, h)`` otherwise.
+        stateful: keep the final state of each call (detached) as the next call's initial state,
+            until :meth:`reset_states`.
+        go_backwards: process the sequence in reverse (outputs come in reversed time order).
+        dropout: fraction of input features dropped while training, one mask per sequence.
+        recurrent_dropout: fraction of ``h_{t-1}`` dropped where it enters the gates while
+            training, one mask per sequence (Gal & Ghahramani 2016).
+        engine: ``"auto"`` | ``"native"`` | ``"fused"`` | ``"reference"`` (see :mod:`lstmkit.engine`).
+        init: ``"keras"`` or ``"torch"`` weight initialisation.
+    """
+
+    supports_masking = True
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, units: int, *, input_size: int | None = None, return_sequences: bool = False,
+                 return_state: bool = False, stateful: bool = False, go_backwards: bool = False,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, engine: str = "auto",
+                 init: str = "keras"):
+        super().__init__()
+        name = type(self).__name__
+        self.units = check_int(name, "units", units, minimum=1)
+        self.input_size = check_int(name, "input_size", input_size, minimum=1, allow_none=True)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.stateful = bool(stateful)
+        self.go_backwards = bool(go_backwards)
+        self.dropout = check_float(name, "dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
+        self.recurrent_dropout = check_float(name, "recurrent_dropout", recurrent_dropout, low=0.0,
+                                             high=1.0, high_inclusive=False)
+        self.engine = check_choice(name, "engine", engine, ENGINES)
+        self.init = check_choice(name, "init", init, INITS)
+        self.cell: nn.Module | None = None
+        self._states: tuple[torch.Tensor, ...] | None = None
+        if self.input_size is not None:
+            self.cell = self._make_cell(self.input_size)
+
+    # -- to be provided by subclasses ---------------------------------------------------------
+    def _make_cell(self, input_size: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _cell_config(self) -> dict[str, Any]:
+        return {}
+
+    # -- the protocol -------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.cell is not None
+
+    @property
+    def output_size(self) -> int:
+        """P: the size of h and of each output step."""
+        return self.units
+
+    def build(self, input_size: int, dtype: torch.dtype | None = None, device=None) -> None:
+        """Create the weights for inputs of ``input_size`` features (done on the first call)."""
+        self.input_size = check_int(type(self).__name__, "input_size", input_size, minimum=1)
+        self.cell = self._make_cell(self.input_size).to(dtype=dtype, device=device)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, **self._cell_config(), "input_size": self.input_size,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "stateful": self.stateful, "go_backwards": self.go_backwards, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "engine": self.engine, "init": self.init}
+
+    def compute_mask(self, x, mask):
+        if not self.return_sequences or mask is None:
+            return None
+        return mask.flip(1) if self.go_backwards else mask
+
+    def reset_states(self) -> None:
+        """Forget the carried state: the next call starts from zeros (or ``initial_state``)."""
+        self._states = None
+
+    @property
+    def states(self) -> tuple[torch.Tensor, ...] | None:
+        """The state a stateful layer carries into its next call (None: zeros)."""
+        return self._states
+
+    @states.setter
+    def states(self, value) -> None:
+        if value is None:
+            self._states = None
+            return
+        if not self.built:
+            raise NotBuiltError(f"{type(self).__name__}: call the layer on an input before setting `states`.")
+        batch = value[0].shape[0] if isinstance(value, (tuple, list)) and len(value) else 1
+        self._states = self._check_state(value, batch, "states")
+
+    @property
+    def engine_in_use(self) -> str | None:
+        """The path the last call ran (``"native"``, ``"fused"`` or ``"reference"``)."""
+        return getattr(self, "_last_engine", None)
+
+    # -- the call -----------------------------------------------------------------------------
+    def forward(self, x, initial_state=None, mask=None, lengths=None):
+        name = type(self).__name__
+        x = self._check_input(x)
+        B, T, _ = x.shape
+        mask = self._check_mask(x, mask, lengths)
+        if initial_state is not None:
+            state = self._check_state(initial_state, B, "initial_state")
+        elif self.stateful and self._states is not None:
+            if self._states[0].shape[0] != B:
+                raise ValueError(
+                    f"{name}: this stateful layer carries a state for batch size {self._states[0].shape[0]}, "
+                    f"but the input has batch size {B}. Keep the batch size fixed (pass batch_size to the "
+                    "model, and drop or pad the last partial batch), or call reset_states() first."
+                )
+            state = self._states
+        else:
+            state = self.cell.initial_state(B, x.dtype, x.device)
+
+        if self.go_backwards:
+            x = x.flip(1)
+            mask = None if mask is None else mask.flip(1)
+        if self.training and self.dropout > 0:
+            keep = 1.0 - self.dropout
+            x = x * (torch.rand(B, 1, x.shape[2], dtype=x.dtype, device=x.device) < keep) / keep
+        rmask = None
+        if self.training and self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            rmask = (torch.rand(B, self.output_size, dtype=x.dtype, device=x.device) < keep) / keep
+
+        self._last_engine = select_engine(self.cell, self.engine, x, mask, rmask, owner=name)
+        y, final = run(self.cell, x, state, mask, rmask, engine=self._last_engine)
+        if self.stateful:
+            self._states = tuple(s.detach() for s in final)
+        out = y if self.return_sequences else final[0]
+        if self.return_state:
+            return (out, *final[: len(self.state_names)])
+        return out
+
+    # -- checks at the boundary ---------------------------------------------------------------
+    def _check_input(self, x) -> torch.Tensor:
+        name = type(self).__name__
+        if isinstance(x, np.ndarray):
+            x = torch.as_tensor(x, dtype=self.cell.weight_ih.dtype if self.built else torch.get_default_dtype())
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected the input as a torch.Tensor or NumPy array, got {type(x).__name__}.")
+        if x.dim() != 3:
+            hint = (" For one sequence use x[None]; for one feature per step use x[..., None]."
+                    if x.dim() == 2 else "")
+            expected = self.input_size if self.input_size is not None else "features"
+            raise ValueError(
+                f"{name}: expected input of shape (batch, time, {expected}), "
+                f"got a {x.dim()}-D tensor of shape {tuple(x.shape)}.{hint}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point input, got dtype {x.dtype}. Convert it with x.float().")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"{name}: the input is empty: shape {tuple(x.shape)} (batch and time must be >= 1).")
+        if not self.built:
+            self.build(x.shape[2], dtype=x.dtype, device=x.device)
+        if x.shape[2] != self.input_size:
+            raise ValueError(
+                f"{name}: expected input of shape (batch, time, {self.input_size}), got {tuple(x.shape)}."
+            )
+        dtype = self.cell.weight_ih.dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"{name}: input dtype {x.dtype} does not match the layer's weights ({dtype}). "
+                f"Convert the input (x.to({dtype})) or the layer (layer.to({x.dtype}))."
+            )
+        return x
+
+    def _check_mask(self, x, mask, lengths) -> torch.Tensor | None:
+        name = type(self).__name__
+        B, T, _ = x.shape
+        if mask is not None and lengths is not None:
+            raise ValueError(f"{name}: pass either `mask` or `lengths`, not both.")
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=x.device)
+            if lengths.shape != (B,) or lengths.is_floating_point():
+                raise ValueError(
+                    f"{name}: `lengths` must be {B} integers (one per sequence), got shape {tuple(lengths.shape)} "
+                    f"and dtype {lengths.dtype}."
+                )
+            if bool(((lengths < 0) | (lengths > T)).any()):
+                raise ValueError(f"{name}: `lengths` must lie in [0, {T}], got {lengths.tolist()}.")
+            return torch.arange(T, device=x.device)[None, :] < lengths[:, None]
+        if mask is None:
+            return None
+        mask = torch.as_tensor(mask, device=x.device)
+        if mask.shape != (B, T):
+            raise ValueError(
+                f"{name}: `mask` must have shape (batch, time) = {(B, T)}, got {tuple(mask.shape)}."
+            )
+        if mask.dtype != torch.bool:
+            if not bool(((mask == 0) | (mask == 1)).all()):
+                raise ValueError(f"{name}: `mask` must be boolean (True = real step) or 0/1, got other values.")
+            mask = mask.bool()
+        return None if bool(mask.all()) else mask
+
+    def _check_state(self, state, batch: int, arg: str) -> tuple[torch.Tensor, ...]:
+        name = type(self).__name__
+        expected = self._state_shapes(batch)
+        if isinstance(state, torch.Tensor) and len(expected) == 1:
+            state = (state,)
+        full = self.cell.initial_state(batch)
+        if not isinstance(state, (tuple, list)) or len(state) not in (len(self.state_names), len(full)):
+            raise ValueError(
+                f"{name}: `{arg}` must be a tuple ({', '.join(self.state_names)}) of tensors with shapes "
+                f"{', '.join(str(s) for s in expected)}, got {type(state).__name__}"
+                f"{f' of length {len(state)}' if isinstance(state, (tuple, list)) else ''}."
+            )
+        checked = []
+        for k, (s, shape) in enumerate(zip(state, expected)):
+            label = self.state_names[k] if k < len(self.state_names) else "a"
+            if not isinstance(s, torch.Tensor):
+                s = torch.as_tensor(np.asarray(s), dtype=self.cell.weight_ih.dtype)
+            if tuple(s.shape) != shape:
+                raise ValueError(f"{name}: `{arg}` {label} must have shape {shape}, got {tuple(s.shape)}.")
+            if not bool(torch.isfinite(s).all()):
+                bad = int((~torch.isfinite(s)).sum())
+                raise ValueError(f"{name}: `{arg}` {label} contains {bad} NaN or infinite values.")
+            checked.append(s.to(self.cell.weight_ih.dtype))
+        checked.extend(full[len(checked):])  # FGR's previous gates default to zeros
+        return tuple(checked)
+
+    def _state_shapes(self, batch: int) -> list[tuple[int, ...]]:
+        return [tuple(s.shape) for s in self.cell.initial_state(batch, device="meta")]
+
+
+@register
+class LSTM(Recurrent):
+    """Long Short-Term Memory layer, any variant of the family (Hochreiter & Schmidhuber 1997).
+
+    Args:
+        units: H, memory cells.
+        variant: ``"vanilla"`` (default: the forget-gate LSTM of torch.nn.LSTM and Keras),
+            ``"lstm1997"``, ``"peephole"``, ``"cifg"``, ``"layernorm"``, the Greff et al. 2015
+            ablations ``"nig"``, ``"nfg"``, ``"nog"``, ``"niaf"``, ``"noaf"``, ``"np"``, ``"fgr"``,
+            or an :class:`~lstmkit.cells.LSTMVariant`.
+        proj_size: P > 0 projects h to P features (Sak et al. 2014; as torch.nn.LSTM).
+        unit_forget_bias: start the forget-gate bias at 1.0 (Jozefowicz et al. 2015).
+        **options: see :class:`Recurrent`.
+
+    >>> layer = LSTM(16, return_sequences=True)
+    >>> layer(torch.zeros(4, 10, 3)).shape
+    torch.Size([4, 10, 16])
+    >>> y, h, c = LSTM(8, variant="peephole", return_state=True)(torch.zeros(2, 5, 3))
+    >>> tuple(y.shape), tuple(c.shape)
+    ((2, 8), (2, 8))
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, units: int, variant: str | LSTMVariant = "vanilla", *, proj_size: int = 0,
+                 unit_forget_bias: bool = True, **options):
+        self.variant = get_variant(variant, "LSTM")
+        self.proj_size = check_int("LSTM", "proj_size", proj_size, minimum=0)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        if self.proj_size and self.proj_size >= check_int("LSTM", "units", units, minimum=1):
+            raise ValueError(f"LSTM: `proj_size` must be smaller than `units` ({units}), got {proj_size}.")
+        super().__init__(units, **options)
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.units
+
+    def _make_cell(self, input_size):
+        return LSTMCell(input_size, self.units, self.variant, self.proj_size, self.unit_forget_bias, self.init)
+
+    def _cell_config(self):
+        variant = self.variant.name if self.variant.name in _named_variants() else self.variant.to_dict()
+        return {"variant": variant, "proj_size": self.proj_size, "unit_forget_bias": self.unit_forget_bias}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("variant"), dict):
+            config["variant"] = LSTMVariant(**config["variant"])
+        return cls(**config)
+
+    @classmethod
+    def from_torch(cls, module: nn.LSTM, **options):
+        """Layers with the weights of a ``torch.nn.LSTM`` (see :func:`lstmkit.layers.from_torch`)."""
+        from lstmkit.layers.convert import from_torch
+
+        if not isinstance(module, nn.LSTM):
+            raise TypeError(f"LSTM.from_torch: expected a torch.nn.LSTM, got {type(module).__name__}.")
+        return from_torch(module, **options)
+
+    def to_torch(self) -> nn.LSTM:
+        """A ``torch.nn.LSTM`` (batch_first) computing the same function, with copied weights."""
+        from lstmkit.layers.convert import to_torch
+
+        return to_torch(self)
+
+
+@register
+class GRU(Recurrent):
+    """Gated recurrent unit layer (Cho et al. 2014).
+
+    Args:
+        units: H.
+        reset_after: apply the reset gate after the recurrent matrix product (True: torch.nn.GRU
+            and Keras 2+) or before it (False: the original paper).
+        **options: see :class:`Recurrent`.
+
+    >>> GRU(6)(torch.zeros(2, 5, 3)).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(self, units: int, *, reset_after: bool = True, **options):
+        self.reset_after = bool(reset_after)
+        super().__init__(units, **options)
+
+    def _make_cell(self, input_size):
+        return GRUCell(input_size, self.units, self.reset_after, self.init)
+
+    def _cell_config(self):
+        return {"reset_after": self.reset_after}
+
+    @classmethod
+    def from_torch(cls, module: nn.GRU, **options):
+        from lstmkit.layers.convert import from_torch
+
+        if not isinstance(module, nn.GRU):
+            raise TypeError(f"GRU.from_torch: expected a torch.nn.GRU, got {type(module).__name__}.")
+        return from_torch(module, **options)
+
+    def to_torch(self) -> nn.GRU:
+        from lstmkit.layers.convert import to_torch
+
+        return to_torch(self)
+
+
+@register
+class SimpleRNN(Recurrent):
+    """The plain (Elman 1990) recurrent layer: ``h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)``.
+
+    >>> SimpleRNN(4, nonlinearity="relu", return_sequences=True)(torch.zeros(2, 5, 3)).shape
+    torch.Size([2, 5, 4])
+    """
+
+    def __init__(self, units: int, *, nonlinearity: str = "tanh", **options):
+        self.nonlinearity = check_choice("SimpleRNN", "nonlinearity", nonlinearity, NONLINEARITIES)
+        super().__init__(units, **options)
+
+    def _make_cell(self, input_size):
+        return RNNCell(input_size, self.units, self.nonlinearity, self.init)
+
+    def _cell_config(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    @classmethod
+    def from_torch(cls, module: nn.RNN, **options):
+        from lstmkit.layers.convert import from_torch
+
+        if not isinstance(module, nn.RNN):
+            raise TypeError(f"SimpleRNN.from_torch: expected a torch.nn.RNN, got {type(module).__name__}.")
+        return from_torch(module, **options)
+
+    def to_torch(self) -> nn.RNN:
+        from lstmkit.layers.convert import to_torch
+
+        return to_torch(self)
+
+
+def _named_variants():
+    from lstmkit.cells.variants import VARIANTS
+
+    return VARIANTS
