@@ -7,3 +7,8 @@ from lstmkit.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 
 __all__ = ["Bidirectional", "GRU", "LSTM", "Layer", "Recurrent", "SimpleRNN", "deserialize", "from_torch",
            "get_layer_class", "register", "serialize", "to_torch"]
+from lstmkit.layers.core import (Activation, Dense, Dropout, Embedding, Flatten, Masking, RepeatVector,
+                                 TimeDistributed)
+
+__all__ += ["Activation", "Dense", "Dropout", "Embedding", "Flatten", "Masking", "RepeatVector",
+            "TimeDistributed"]

@@ -1,0 +1,649 @@
+"""``Model``: the five-step life cycle (define, compile, fit, evaluate, predict) around any network.
+
+``Model(module)`` wraps any ``torch.nn.Module`` whose ``forward(x)`` returns a tensor; subclass
+``Model`` and write ``forward`` yourself; or use ``Sequential``, which is a ``Model`` made of a
+list of layers. Everything below works the same for all three.
+
+Shapes are batch-first: inputs ``(B, T, F)`` for sequences, ``(B, F)`` otherwise; targets have the
+shape of the model's output (class ids for ``sparse_categorical_crossentropy``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmkit._validation import check_choice, check_float, check_int
+from lstmkit.errors import NotBuiltError, NotCompiledError, TrainingDivergedError
+from lstmkit.layers.base import Layer
+from lstmkit.models import losses as L
+from lstmkit.models import training as T
+from lstmkit.models.callbacks import Callback, History
+
+logger = logging.getLogger("lstmkit.models")
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16, "int64": torch.int64}
+
+
+class _Diverged(Exception):
+    def __init__(self, value: float, where: str):
+        super().__init__(where)
+        self.value, self.where = value, where
+
+
+class Model(nn.Module):
+    """A network with ``compile``, ``fit``, ``evaluate``, ``predict``, ``save``.
+
+    Args:
+        module: any ``torch.nn.Module`` mapping a batch ``x`` to a tensor. Leave it out when
+            subclassing ``Model`` and defining ``forward`` yourself.
+
+    >>> import torch, lstmkit
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    >>> model = lstmkit.Model(net)
+    >>> model.compile(optimizer="adam", loss="mse", learning_rate=0.01)
+    >>> x = torch.randn(64, 3); y = x.sum(1, keepdim=True)
+    >>> history = model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    >>> history.history["loss"][-1] < history.history["loss"][0]
+    True
+    >>> model.predict(x[:2]).shape
+    (2, 1)
+    """
+
+    def __init__(self, module: nn.Module | None = None):
+        super().__init__()
+        if module is not None and not isinstance(module, nn.Module):
+            raise TypeError(f"Model: `module` must be a torch.nn.Module, got {type(module).__name__}.")
+        self.module = module
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.stop_training = False
+        self.history: History | None = None
+        self._compiled: dict[str, Any] | None = None
+        self._build_input: dict[str, Any] | None = None
+        self._active_callbacks: list[Callback] = []
+
+    # ------------------------------------------------------------------ define
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module is None:
+            raise NotImplementedError(f"{type(self).__name__}: define forward(x), or pass a module: Model(module).")
+        return self.module(x)
+
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output and its mask (None unless the network carries one)."""
+        out = self(x)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{type(self).__name__}: the network must return a tensor, got {type(out).__name__}. "
+                            "Wrap it so forward returns the prediction alone (e.g. take out[0] of an nn.LSTM).")
+        return out, None
+
+    @property
+    def built(self) -> bool:
+        """Whether every weight exists (layers with a lazy input size get theirs on the first call)."""
+        for m in self.modules():
+            if isinstance(m, Layer) and not m.built:
+                return False
+        return not any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.parameters())
+
+    def _record_input(self, x: torch.Tensor) -> None:
+        if self._build_input is None:
+            dtype = str(x.dtype).replace("torch.", "")
+            self._build_input = {"shape": list(x.shape[1:]), "dtype": dtype}
+
+    def _build_with(self, x: torch.Tensor) -> None:
+        """Create lazy weights by one forward pass that changes nothing else."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self(x)
+        finally:
+            self.train(was_training)
+            self.reset_states()
+        self._record_input(x)
+
+    def _build_from_record(self, record: dict[str, Any] | None) -> None:
+        if not record:
+            raise NotBuiltError(f"{type(self).__name__}: cannot build without knowing the input shape.")
+        shape = [1 if d is None else int(d) for d in record["shape"]]
+        batch = getattr(self, "batch_size", None) or 1
+        self._build_with(torch.zeros(batch, *shape, dtype=_DTYPES.get(record.get("dtype"), torch.float32)))
+
+    def reset_states(self) -> None:
+        """Forget the state carried by stateful recurrent layers (back to zeros)."""
+        for m in self.modules():
+            if m is not self and not isinstance(m, Model) and callable(getattr(m, "reset_states", None)):
+                m.reset_states()
+
+    @property
+    def stateful(self) -> bool:
+        return any(getattr(m, "stateful", False) for m in T.state_layers(self))
+
+    def _float_dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            if p.is_floating_point() and not isinstance(p, nn.parameter.UninitializedParameter):
+                return p.dtype
+        return torch.float32
+
+    def _device(self) -> torch.device:
+        for p in self.parameters():
+            if not isinstance(p, nn.parameter.UninitializedParameter):
+                return p.device
+        return torch.device("cpu")
+
+    def summary(self, print_fn=print) -> str:
+        """Print (with ``print_fn``) and return a table of the layers, output shapes and parameter counts."""
+        rows = [(name, type(m).__name__, "-", sum(p.numel() for p in m.parameters()))
+                for name, m in (self.module or self).named_children()]
+        return self._print_table(rows, print_fn)
+
+    def _print_table(self, rows, print_fn) -> str:
+        header = ("Layer", "Type", "Output shape", "Params")
+        table = [header] + [(str(a), str(b), str(c), f"{d:,}") for a, b, c, d in rows]
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        line = "-" * (sum(widths) + 6)
+        out = [f"{type(self).__name__}", line]
+        for i, r in enumerate(table):
+            out.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+            if i == 0:
+                out.append(line)
+        total = sum(p.numel() for p in self.parameters() if not isinstance(p, nn.parameter.UninitializedParameter))
+        trainable = sum(p.numel() for p in self.parameters()
+                        if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter))
+        out += [line, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {total - trainable:,}"]
+        if not self.built:
+            out.append("(not built yet: some layers get their weights on the first call)")
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, learning_rate: float | None = None,
+                clipnorm: float | None = None, clipvalue: float | None = None) -> None:
+        """Choose how to train: the optimizer, the loss, metrics to report, gradient clipping.
+
+        Args:
+            optimizer: a name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"``, ``"adagrad"``,
+                ``"adadelta"``, ``"adamax"``, ``"nadam"``; Keras's default hyper-parameters), a
+                ``torch.optim.Optimizer`` built on this model's parameters, or a callable
+                ``params -> optimizer`` such as ``functools.partial(torch.optim.SGD, momentum=0.9)``.
+            loss: a name (``"mse"``, ``"mae"``, ``"huber"``, ``"rmse"``, ``"mape"``,
+                ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+                ``"sparse_categorical_crossentropy"``; cross-entropies take probabilities) or a
+                callable ``(pred, y) -> scalar`` such as ``torch.nn.BCEWithLogitsLoss()``.
+            metrics: names (``"accuracy"``, ``"mae"``, ``"rmse"``, ...) or callables.
+            learning_rate: overrides the optimizer's default learning rate.
+            clipnorm: rescale the gradient when its global norm (over all parameters, as
+                ``torch.nn.utils.clip_grad_norm_``; Keras calls this ``global_clipnorm``) exceeds it.
+            clipvalue: clip every gradient element to ``[-clipvalue, clipvalue]``.
+
+        >>> import lstmkit
+        >>> model = lstmkit.Sequential([lstmkit.layers.Dense(1)], input_shape=(4,))
+        >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"], learning_rate=0.01, clipnorm=1.0)
+        """
+        if loss is None:
+            raise ValueError("compile: `loss` is required, e.g. compile(optimizer='adam', loss='mse').")
+        L.check_optimizer(optimizer)
+        loss_obj = L.Loss(loss)
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str,)) or callable(metrics):
+            metrics = [metrics]
+        elif not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: `metrics` must be a list of names or callables, got {type(metrics).__name__}.")
+        metric_objs = [L.Metric(m, loss_obj.name) for m in metrics]
+        if learning_rate is not None:
+            learning_rate = check_float("compile", "learning_rate", learning_rate, low=0.0)
+        if clipnorm is not None:
+            clipnorm = check_float("compile", "clipnorm", clipnorm, low=0.0)
+        if clipvalue is not None:
+            clipvalue = check_float("compile", "clipvalue", clipvalue, low=0.0)
+        self._compiled = {"optimizer": optimizer, "loss": loss_obj, "metrics": metric_objs,
+                          "learning_rate": learning_rate, "clipnorm": clipnorm, "clipvalue": clipvalue}
+        self.optimizer = None
+        if isinstance(optimizer, torch.optim.Optimizer) or self.built:
+            self._ensure_optimizer()
+
+    def _ensure_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            c = self._compiled
+            self.optimizer = L.make_optimizer(c["optimizer"], [p for p in self.parameters() if p.requires_grad],
+                                              c["learning_rate"])
+        return self.optimizer
+
+    def _require_compiled(self, what: str) -> dict[str, Any]:
+        if self._compiled is None:
+            raise NotCompiledError(f"{what}: the model is not compiled. Call model.compile(optimizer=..., loss=...) "
+                                   f"first, e.g. model.compile(optimizer='adam', loss='mse').")
+        return self._compiled
+
+    def _compile_config(self) -> dict[str, Any] | None:
+        c = self._compiled
+        if c is None:
+            return None
+        lr = c["learning_rate"]
+        if isinstance(c["optimizer"], torch.optim.Optimizer):
+            lr = float(c["optimizer"].param_groups[0]["lr"])
+        metrics = [m.spec for m in c["metrics"] if isinstance(m.spec, str)]
+        return {"optimizer": L.optimizer_name(c["optimizer"]), "loss": c["loss"].name, "metrics": metrics,
+                "learning_rate": lr, "clipnorm": c["clipnorm"], "clipvalue": c["clipvalue"]}
+
+    def _compile_from_config(self, cfg: dict[str, Any]) -> None:
+        if not cfg.get("optimizer") or not cfg.get("loss"):
+            logger.warning("load_model: the model was compiled with a custom optimizer or loss, which cannot be "
+                           "saved by name; call compile() again before training.")
+            return
+        self.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg.get("metrics") or [],
+                     learning_rate=cfg.get("learning_rate"), clipnorm=cfg.get("clipnorm"),
+                     clipvalue=cfg.get("clipvalue"))
+
+    # ------------------------------------------------------------------ data
+    def _batches(self, owner: str, x, y, batch_size, need_targets: bool):
+        fixed = getattr(self, "batch_size", None)
+        if isinstance(x, torch.utils.data.DataLoader):
+            if y is not None:
+                raise ValueError(f"{owner}: `y` must be None when `x` is a DataLoader (it yields the targets).")
+            return T.LoaderBatches(x, owner, self._float_dtype(), need_targets)
+        if x is None:
+            raise ValueError(f"{owner}: `x` is required.")
+        x = T.as_tensor(owner, "x", x, self._float_dtype())
+        if need_targets and y is None:
+            raise ValueError(f"{owner}: `y` (the targets) is required.")
+        if y is not None:
+            y = T.as_tensor(owner, "y", y, self._float_dtype())
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(f"{owner}: `x` has {x.shape[0]} samples but `y` has {y.shape[0]}; "
+                                 "they must match along the first (batch) axis.")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError(f"{owner}: `x` holds no samples (shape {tuple(x.shape)}).")
+        if batch_size is None:
+            batch_size = fixed or 32
+        batch_size = check_int(owner, "batch_size", batch_size, minimum=1)
+        if fixed is not None:
+            if batch_size != fixed:
+                raise ValueError(f"{owner}: the model was defined with a fixed batch size of {fixed} "
+                                 f"(`batch_size` in Sequential), got `batch_size`={batch_size}. Use {fixed}.")
+            if x.shape[0] % fixed:
+                raise ValueError(f"{owner}: the model has a fixed batch size of {fixed}, but `x` has {x.shape[0]} "
+                                 f"samples, not a multiple of it. Drop or pad {x.shape[0] % fixed} samples.")
+        return T.ArrayBatches(x, y, batch_size)
+
+    def _to_device(self, t):
+        if t is None:
+            return None
+        device = self._device()
+        return t if t.device == device else t.to(device, non_blocking=True)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int = 1,
+            callbacks: list[Callback] | None = None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, initial_epoch: int = 0, *, reset_states: str | None = None,
+            tbptt=None, resume_from: str | os.PathLike | None = None) -> History:
+        """Train the model; returns a ``History`` (``history.history["loss"]``, ``["val_loss"]``, ...).
+
+        Args:
+            x, y: inputs and targets as NumPy arrays or torch tensors, or ``x`` a
+                ``torch.utils.data.DataLoader`` yielding ``(x, y)`` batches (then ``y=None``).
+            batch_size: samples per gradient step (default 32, or the model's fixed batch size).
+            epochs: train until this epoch index (counting ``initial_epoch``).
+            verbose: 0 silent, 1 a progress bar per epoch, 2 one log line per epoch (``logging``).
+            callbacks: ``lstmkit.callbacks`` objects.
+            validation_split: the *last* fraction of ``x, y`` (taken before any shuffling, so the
+                held-out part of a time series comes after the training part) for validation.
+            validation_data: ``(x_val, y_val)`` or a DataLoader; overrides ``validation_split``.
+            shuffle: shuffle the training samples each epoch (turn off for stateful models).
+            initial_epoch: the epoch to start from (for continuing a run by hand).
+            reset_states: ``"epoch"`` resets stateful layers before each epoch, ``"batch"`` before
+                each batch (each batch a separate stream), None never.
+            tbptt: truncated back-propagation through time (Williams & Peng 1990). ``k``: split each
+                batch's sequences into chunks of k steps, one update per chunk, carrying the state
+                across chunks detached. ``(k1, k2)``: update every k1 steps, back-propagating through
+                the last k2 steps (k2 >= k1); the state saved k2 steps back is restored and those
+                steps re-run with the current weights, the loss taken on the newest k1 outputs.
+                Needs per-step targets ``y`` of shape ``(B, T, ...)`` and a model that returns
+                one output per step (``return_sequences=True``).
+            resume_from: a ``ModelCheckpoint`` directory: restore weights, optimizer, epoch, history,
+                random state and callback counters, and continue until ``epochs``.
+        """
+        compiled = self._require_compiled("fit")
+        epochs = check_int("fit", "epochs", epochs, minimum=0)
+        initial_epoch = check_int("fit", "initial_epoch", initial_epoch, minimum=0)
+        verbose = check_choice("fit", "verbose", verbose, (0, 1, 2))
+        if reset_states is not None:
+            check_choice("fit", "reset_states", reset_states, ("epoch", "batch", None))
+        windows = T.check_tbptt(tbptt)
+        split = check_float("fit", "validation_split", validation_split, low=0.0, high=1.0, high_inclusive=False)
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"fit: `callbacks` must be a list of Callback objects, got {type(callbacks).__name__}.")
+        for cb in callbacks or []:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"fit: every entry of `callbacks` must be a lstmkit.callbacks.Callback, "
+                                f"got {type(cb).__name__}.")
+
+        train = self._batches("fit", x, y, batch_size, need_targets=True)
+        val = None
+        if validation_data is not None:
+            if isinstance(validation_data, torch.utils.data.DataLoader):
+                val = self._batches("fit", validation_data, None, None, need_targets=True)
+            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                val = self._batches("fit", validation_data[0], validation_data[1], train_batch_size(train),
+                                    need_targets=True)
+            else:
+                raise TypeError("fit: `validation_data` must be a pair (x_val, y_val) or a DataLoader, "
+                                f"got {type(validation_data).__name__}.")
+        elif split > 0.0:
+            if not isinstance(train, T.ArrayBatches):
+                raise ValueError("fit: `validation_split` needs arrays; with a DataLoader pass `validation_data`.")
+            n_val = int(math.floor(train.n * split))
+            if n_val < 1 or n_val >= train.n:
+                raise ValueError(f"fit: `validation_split`={split} of {train.n} samples leaves "
+                                 f"{n_val} for validation and {train.n - n_val} for training; both need at least one.")
+            fixed = getattr(self, "batch_size", None)
+            if fixed:
+                n_val -= n_val % fixed
+                if n_val == 0:
+                    raise ValueError(f"fit: `validation_split`={split} leaves fewer than one batch of {fixed} "
+                                     "for validation; raise it or pass `validation_data`.")
+            n_train = train.n - n_val
+            val = T.ArrayBatches(train.x[n_train:], train.y[n_train:], train.batch_size)
+            train = T.ArrayBatches(train.x[:n_train], train.y[:n_train], train.batch_size)
+        if shuffle and self.stateful:
+            warnings.warn("fit: shuffling the samples of a stateful model breaks the order its carried state "
+                          "relies on; pass shuffle=False.", stacklevel=2)
+
+        history = History()
+        cbs = sorted([history, *(callbacks or [])], key=lambda c: c.order)
+        for cb in cbs:
+            cb.set_model(self)
+            cb.params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
+        self._active_callbacks = cbs
+        self.history = history
+        self.stop_training = False
+
+        if not self.built:
+            first = next(iter(train.iterate(False)))[0]
+            self._build_with(self._to_device(first))
+        self._ensure_optimizer()
+        if resume_from is not None:
+            from lstmkit.models.saving import load_checkpoint
+
+            initial_epoch = load_checkpoint(self, resume_from, cbs)
+            logger.info("Resuming from %s after epoch %d.", os.fspath(resume_from), initial_epoch)
+
+        for cb in cbs:
+            cb.on_train_begin()
+        logs: dict[str, float] = {}
+        try:
+            for epoch in range(initial_epoch, epochs):
+                if reset_states == "epoch":
+                    self.reset_states()
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                logs = self._train_epoch(train, epoch, epochs, shuffle, verbose, windows, reset_states, compiled,
+                                         val, cbs)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except _Diverged as err:
+            for cb in cbs:
+                cb.on_train_end(logs)
+            self._active_callbacks = []
+            last = f"; the last finite epoch loss was {logs['loss']:.6g}" if "loss" in logs else ""
+            error = TrainingDivergedError(
+                f"fit: training stopped at {err.where}: the {'loss' if 'gradient' not in err.where else 'gradient norm'} "
+                f"became {err.value}{last}. The model keeps the weights from before that batch (all finite). "
+                "Lower the learning rate, clip gradients (compile(..., clipnorm=1.0)), or check the data for NaN/inf.")
+            error.history = history
+            raise error from None
+        for cb in cbs:
+            cb.on_train_end(logs)
+        self._active_callbacks = []
+        return history
+
+    def _train_epoch(self, train, epoch, epochs, shuffle, verbose, windows, reset_states, compiled, val, cbs):
+        loss_fn, metrics = compiled["loss"], compiled["metrics"]
+        for m in metrics:
+            m.reset()
+        self.train()
+        bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(train) or None, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=True,
+                       dynamic_ncols=True)
+        layers = T.state_layers(self) if windows is not None else None
+        if windows is not None and not layers:
+            raise ValueError("fit: `tbptt` needs a model with lstmkit recurrent layers (LSTM, GRU, SimpleRNN), "
+                             "whose state it carries across chunks; this model has none.")
+        total, count = 0.0, 0
+        try:
+            for i, (xb, yb) in enumerate(train.iterate(shuffle)):
+                xb, yb = self._to_device(xb), self._to_device(yb)
+                if reset_states == "batch":
+                    self.reset_states()
+                where = f"epoch {epoch + 1}, batch {i + 1}"
+                if windows is None:
+                    value, n = self._train_step(xb, yb, loss_fn, metrics, where)
+                else:
+                    value, n = self._train_tbptt(xb, yb, windows, layers, loss_fn, metrics, where)
+                total += value * n
+                count += n
+                for cb in cbs:
+                    cb.on_train_batch_end(i, {"loss": value})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
+            logs = {"loss": total / max(count, 1)}
+            for m in metrics:
+                logs[m.name] = m.result()
+            if val is not None:
+                saved = T.get_states(T.state_layers(self))
+                logs.update({f"val_{k}": v for k, v in self._evaluate_batches(val, compiled).items()})
+                T.set_states(T.state_layers(self), saved)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=True)
+            elif verbose == 2:
+                logger.info("Epoch %d/%d - %s", epoch + 1, epochs,
+                            " - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
+            return logs
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _step(self, loss: torch.Tensor, where: str) -> float:
+        """Back-propagate ``loss`` and update, unless the loss or the gradient is not finite."""
+        value = loss.detach().item()
+        if not math.isfinite(value):
+            raise _Diverged(value, where)
+        c = self._compiled
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if c["clipvalue"] is not None:
+            torch.nn.utils.clip_grad_value_(params, c["clipvalue"])
+        if c["clipnorm"] is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, c["clipnorm"])
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros(())
+        if not torch.isfinite(norm):
+            opt.zero_grad(set_to_none=True)
+            raise _Diverged(float(norm), where + " (gradient)")
+        opt.step()
+        return value
+
+    def _train_step(self, xb, yb, loss_fn, metrics, where):
+        out, mask = self._run(xb)
+        value = self._step(loss_fn(out, yb, mask), where)
+        if metrics:
+            detached = out.detach()
+            for m in metrics:
+                m.update(detached, yb, mask)
+        return value, xb.shape[0]
+
+    def _train_tbptt(self, xb, yb, windows, layers, loss_fn, metrics, where):
+        k1, k2 = windows
+        if xb.dim() < 3:
+            raise ValueError(f"fit: `tbptt` needs sequences `x` of shape (batch, time, features), got {tuple(xb.shape)}.")
+        steps = xb.shape[1]
+        if yb.dim() < 2 or yb.shape[1] != steps:
+            raise ValueError(f"fit: `tbptt` needs one target per time step: `y` of shape (batch, {steps}, ...) to "
+                             f"match `x` {tuple(xb.shape)}, got {tuple(yb.shape)}. For one target per sequence, "
+                             "train on whole sequences (no tbptt).")
+        total, count = 0.0, 0
+        with T.carrying_states(layers):
+            snapshot, snap_at = T.get_states(layers), 0
+            prev_end = 0
+            for start, end in T.tbptt_windows(steps, k1, k2):
+                if start != snap_at:
+                    # Advance the saved state to `start` with the current weights, without gradient.
+                    T.set_states(layers, snapshot)
+                    with torch.no_grad():
+                        self._run(xb[:, snap_at:start])
+                    snapshot, snap_at = T.get_states(layers), start
+                T.set_states(layers, snapshot)
+                out, mask = self._run(xb[:, start:end])
+                if out.dim() < 2 or out.shape[1] != end - start:
+                    raise ValueError(f"fit: `tbptt` needs a model that returns one output per time step, shape "
+                                     f"(batch, time, ...); on a chunk of {end - start} steps it returned "
+                                     f"{tuple(out.shape)}. Set return_sequences=True on the last recurrent layer.")
+                new = end - prev_end
+                out_new = out[:, -new:]
+                mask_new = None if mask is None else mask[:, -new:]
+                y_new = yb[:, prev_end:end]
+                value = self._step(loss_fn(out_new, y_new, mask_new), f"{where}, steps {prev_end + 1}-{end}")
+                if k1 == k2:  # the next window starts here: carry this forward pass's final state
+                    snapshot, snap_at = T.get_states(layers), end
+                if metrics:
+                    for m in metrics:
+                        m.update(out_new.detach(), y_new, mask_new)
+                total += value * new
+                count += new
+                prev_end = end
+            # The layers now hold the state at the end of the sequence (from the last window's
+            # forward pass); stateful layers keep it for the next batch, the others forget it.
+        return total / max(count, 1), xb.shape[0]
+
+    # ------------------------------------------------------------------ evaluate / predict
+    def _evaluate_batches(self, batches, compiled) -> dict[str, float]:
+        loss_fn, metrics = compiled["loss"], compiled["metrics"]
+        for m in metrics:
+            m.reset()
+        was_training = self.training
+        self.eval()
+        total, count = 0.0, 0
+        try:
+            with torch.no_grad():
+                for xb, yb in batches.iterate(False):
+                    xb, yb = self._to_device(xb), self._to_device(yb)
+                    out, mask = self._run(xb)
+                    total += float(loss_fn(out, yb, mask)) * xb.shape[0]
+                    count += xb.shape[0]
+                    for m in metrics:
+                        m.update(out, yb, mask)
+        finally:
+            self.train(was_training)
+        result = {"loss": total / max(count, 1)}
+        for m in metrics:
+            result[m.name] = m.result()
+        return result
+
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose: int = 0) -> dict[str, float]:
+        """The loss and metrics on ``(x, y)``, as a dict: ``{"loss": ..., "accuracy": ...}``.
+
+        >>> import torch, lstmkit
+        >>> model = lstmkit.Sequential([lstmkit.layers.Dense(1)], input_shape=(2,))
+        >>> model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+        >>> sorted(model.evaluate(torch.zeros(4, 2), torch.zeros(4, 1)))
+        ['loss', 'mae']
+        """
+        compiled = self._require_compiled("evaluate")
+        batches = self._batches("evaluate", x, y, batch_size, need_targets=True)
+        if not self.built:
+            self._build_with(self._to_device(next(iter(batches.iterate(False)))[0]))
+        return self._evaluate_batches(batches, compiled)
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise NotBuiltError(f"{what}: the model has no weights yet. Call fit() first, or give the input shape "
+                                "when defining it (Sequential([...], input_shape=(timesteps, features))).")
+
+    def predict(self, x, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """The model's outputs for ``x`` as a NumPy array (in evaluation mode, batch by batch).
+
+        Stateful layers carry their state from batch to batch, as in training.
+
+        >>> import torch, lstmkit
+        >>> model = lstmkit.Sequential([lstmkit.layers.Dense(3)], input_shape=(2,))
+        >>> model.predict(torch.zeros(5, 2)).shape
+        (5, 3)
+        """
+        self._require_built("predict")
+        batches = self._batches("predict", x, None, batch_size, need_targets=False)
+        outputs = []
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                for xb, _ in batches.iterate(False):
+                    outputs.append(self._run(self._to_device(xb))[0].float().cpu())
+        finally:
+            self.train(was_training)
+        if not outputs:
+            raise ValueError("predict: `x` produced no batches.")
+        return torch.cat(outputs).numpy()
+
+    def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
+        """``predict``: the probabilities a final sigmoid or softmax layer produces."""
+        return self.predict(x, batch_size)
+
+    def predict_classes(self, x, batch_size: int | None = None) -> np.ndarray:
+        """Class ids: the argmax over the last axis, or ``p > 0.5`` for a single (sigmoid) output.
+
+        The last axis is removed: ``(B, C) -> (B,)``, ``(B, T, C) -> (B, T)``.
+        """
+        p = self.predict(x, batch_size)
+        if p.ndim == 1:
+            return (p > 0.5).astype(np.int64)
+        if p.shape[-1] == 1:
+            return (p[..., 0] > 0.5).astype(np.int64)
+        return p.argmax(-1)
+
+    # ------------------------------------------------------------------ save
+    def get_config(self) -> dict[str, Any]:
+        module = self.module if self.module is not None else self
+        return {"module_class": f"{type(module).__module__}.{type(module).__qualname__}"}
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model to the directory ``path``: ``config.json`` + ``model.safetensors``.
+
+        Reload with ``lstmkit.load_model(path)`` (for a wrapped module, ``load_model(path, module=...)``).
+        """
+        from lstmkit.models.saving import save_model
+
+        return save_model(self, path)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load the weights saved by ``save(path)`` into this (built) model, checking names and shapes."""
+        from lstmkit.models.saving import WEIGHTS_FILE, _read_tensors, load_weights_into
+
+        path = os.fspath(path)
+        file = os.path.join(path, WEIGHTS_FILE) if os.path.isdir(path) else path
+        if not self.built:
+            self._require_built("load_weights")
+        tensors, _ = _read_tensors(file, "load_weights")
+        load_weights_into(self, tensors, file, "load_weights")
+
+
+def train_batch_size(batches) -> int | None:
+    return getattr(batches, "batch_size", None)
