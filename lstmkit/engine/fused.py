@@ -89,7 +89,6 @@ class _FusedLSTM(torch.autograd.Function):
         rmask = rmask if ctx.has_rmask else None
         p = dict(zip(names, params))
         grads = _lstm_backward(v, H, proj, p, x, mask, rmask, ctx.saved, dy, dhT, dcT, daT)
-        ctx.saved = None
         dx, dh0, dc0, da0, dparams = grads
         return (None, dx, None, None, dh0, dc0, da0, *[dparams[n] for n in names])
 
@@ -323,7 +322,6 @@ class _FusedGRU(torch.autograd.Function):
         x, mask, rmask, W_ih, W_hh = ctx.saved_tensors
         out = _gru_backward(ctx.reset_after, x, mask if ctx.has_mask else None,
                             rmask if ctx.has_rmask else None, W_ih, W_hh, ctx.saved, dy, dhT)
-        ctx.saved = None
         return (None, *out[:1], None, None, *out[1:])
 
 
@@ -449,7 +447,6 @@ class _FusedRNN(torch.autograd.Function):
             dZ[t] = dz
             dh_in = dz @ W_hh
             dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
-        ctx.saved = None
         dZ_all = _flat(torch.stack(dZ, dim=1))
         dW_hh = dZ_all.t() @ _flat(torch.stack(h_ins, dim=1))
         dW_ih = dZ_all.t() @ _flat(x)

@@ -1,0 +1,129 @@
+"""The three paths compute one function: fused and native against the reference loop, gradcheck."""
+
+import pytest
+import torch
+
+from lstmkit.cells import VARIANTS, GRUCell, LSTMCell, RNNCell
+from lstmkit.engine import run, select_engine
+from tests.helpers import max_diff, randomize, weighted_sum
+
+B, T, I, H = 3, 6, 4, 5
+RAGGED_MASK = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 1, 0, 1, 1]], dtype=torch.bool)
+
+
+def cells():
+    for name in VARIANTS:
+        yield f"lstm-{name}", lambda name=name: LSTMCell(I, H, variant=name)
+        yield f"lstm-{name}-proj", lambda name=name: LSTMCell(I, H, variant=name, proj_size=3)
+    yield "gru", lambda: GRUCell(I, H)
+    yield "gru-reset-before", lambda: GRUCell(I, H, reset_after=False)
+    yield "rnn-tanh", lambda: RNNCell(I, H)
+    yield "rnn-relu", lambda: RNNCell(I, H, nonlinearity="relu")
+
+
+CELLS = dict(cells())
+
+
+def outputs_and_grads(cell, engine, x, state, mask=None, rmask=None):
+    y, final = run(cell, x, state, mask, rmask, engine=engine)
+    loss = weighted_sum([y, *final])
+    grads = torch.autograd.grad(loss, [x, *state, *cell.parameters()])
+    return [y, *final], grads
+
+
+def inputs(cell, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, I, generator=gen, dtype=torch.double, requires_grad=True)
+    state = tuple(torch.randn(s.shape, generator=gen, dtype=torch.double).requires_grad_()
+                  for s in cell.initial_state(B))
+    return x, state
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked+recurrent-dropout"])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_fused_equals_reference(name, masked):
+    cell = randomize(CELLS[name]().double(), seed=len(name))
+    x, state = inputs(cell, seed=3)
+    mask = RAGGED_MASK if masked else None
+    rmask = (torch.rand(B, state[0].shape[1], dtype=torch.double) > 0.3).double() / 0.7 if masked else None
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state, mask, rmask)
+    out, grads = outputs_and_grads(cell, "fused", x, state, mask, rmask)
+    assert max_diff(out, ref_out) < 1e-12
+    assert max_diff(grads, ref_grads) < 1e-12
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("engine", ["fused", "reference"])
+def test_gradcheck(name, engine):
+    cell = randomize(CELLS[name]().double(), seed=7)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, I, generator=gen, dtype=torch.double, requires_grad=True)
+    state = tuple(torch.randn(s.shape, generator=gen, dtype=torch.double).requires_grad_()
+                  for s in cell.initial_state(2))
+    params = list(cell.parameters())
+    names = [n for n, _ in cell.named_parameters()]
+    mask = torch.tensor([[1, 0, 1], [1, 1, 0]], dtype=torch.bool)
+
+    # gradcheck perturbs the inputs it is given; route parameters through a functional call.
+    def functional(x, *rest):
+        st, ps = rest[: len(state)], rest[len(state):]
+        y, final = torch.func.functional_call(
+            _Runner(cell, engine, mask), dict(zip([f"cell.{n}" for n in names], ps)), (x, tuple(st)))
+        return (y, *final)
+
+    assert torch.autograd.gradcheck(functional, (x, *state, *[p.detach().requires_grad_() for p in params]),
+                                    eps=1e-6, atol=1e-7)
+
+
+class _Runner(torch.nn.Module):
+    def __init__(self, cell, engine, mask):
+        super().__init__()
+        self.cell, self.engine, self.mask = cell, engine, mask
+
+    def forward(self, x, state):
+        return run(self.cell, x, state, self.mask, engine=self.engine)
+
+
+NATIVE = ["lstm-vanilla", "lstm-vanilla-proj", "lstm-np", "gru", "rnn-tanh", "rnn-relu"]
+
+
+@pytest.mark.parametrize("right_padded", [False, True])
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_equals_reference(name, right_padded):
+    cell = randomize(CELLS[name]().double(), seed=11)
+    x, state = inputs(cell, seed=4)
+    mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=torch.bool) if right_padded else None
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state, mask)
+    out, grads = outputs_and_grads(cell, "native", x, state, mask)
+    assert max_diff(out, ref_out) < 1e-12
+    assert max_diff(grads, ref_grads) < 1e-12
+
+
+def test_auto_picks_native_only_where_it_computes_the_same_function():
+    x = torch.zeros(2, 3, I)
+    assert select_engine(LSTMCell(I, H), "auto", x) == "native"
+    assert select_engine(LSTMCell(I, H, variant="peephole"), "auto", x) == "fused"
+    assert select_engine(LSTMCell(I, H), "auto", x, mask=torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)) == "fused"
+    assert select_engine(LSTMCell(I, H), "auto", x, recurrent_mask=torch.ones(2, H)) == "fused"
+    assert select_engine(GRUCell(I, H, reset_after=False), "auto", x) == "fused"
+
+
+def test_native_refuses_what_it_cannot_compute():
+    x = torch.zeros(2, 3, I)
+    with pytest.raises(ValueError, match=r"engine='native' cannot run this layer: variant 'cifg' is not the vanilla"):
+        select_engine(LSTMCell(I, H, variant="cifg"), "native", x)
+    with pytest.raises(ValueError, match=r"reset_after=True"):
+        select_engine(GRUCell(I, H, reset_after=False), "native", x)
+    with pytest.raises(ValueError, match=r"the mask is not right-padding"):
+        select_engine(LSTMCell(I, H), "native", x, mask=torch.tensor([[0, 1, 1], [1, 1, 1]], dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"unknown `engine` 'fast'"):
+        select_engine(LSTMCell(I, H), "fast", x)
+
+
+def test_inference_without_grad_matches_training_forward():
+    cell = randomize(LSTMCell(I, H, variant="layernorm").double())
+    x, state = inputs(cell, seed=9)
+    y, _ = run(cell, x, state, engine="fused")
+    with torch.no_grad():
+        y2, _ = run(cell, x, state, engine="fused")
+    assert torch.equal(y.detach(), y2)
