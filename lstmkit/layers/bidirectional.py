@@ -37,6 +37,7 @@ class Bidirectional(Layer):
     ``initial_state`` is the forward states followed by the backward ones: ``(h_f, c_f, h_b,
     c_b)`` for LSTM. With ``return_state`` the call returns ``(y, h_f, c_f, h_b, c_b)``.
 
+    >>> from lstmkit.layers import LSTM
     >>> Bidirectional(LSTM(8, return_sequences=True))(torch.zeros(2, 5, 3)).shape
     torch.Size([2, 5, 16])
     """
