@@ -157,7 +157,7 @@ class EarlyStopping(Callback):
                 self.best_weights = copy.deepcopy(self.model.state_dict())
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             logger.info("EarlyStopping: %s has not improved for %d epochs (best %.6g at epoch %d); stopping.",

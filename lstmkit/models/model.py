@@ -513,7 +513,7 @@ class Model(nn.Module):
                     snapshot, snap_at = T.get_states(layers), start
                 T.set_states(layers, snapshot)
                 out, mask = self._run(xb[:, start:end])
-                if out.dim() < 2 or out.shape[1] != end - start:
+                if out.dim() < 3 or out.shape[1] != end - start:
                     raise ValueError(f"fit: `tbptt` needs a model that returns one output per time step, shape "
                                      f"(batch, time, ...); on a chunk of {end - start} steps it returned "
                                      f"{tuple(out.shape)}. Set return_sequences=True on the last recurrent layer.")
