@@ -14,6 +14,10 @@ from lstmkit._version import __version__
 # so that ``lstmkit --help`` stays fast.
 _COMMANDS: list = []
 
+from lstmkit.experiments.commands import add_demo_command  # noqa: E402
+
+_COMMANDS.append(add_demo_command)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
