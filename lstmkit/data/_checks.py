@@ -87,13 +87,19 @@ def as_float(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64)
 
 
+def _label(label) -> str:
+    if isinstance(label, np.generic):
+        label = label.item()
+    return repr(label) if isinstance(label, (str, int, float)) else str(label)
+
+
 def _where(array: np.ndarray, flat_position: int, info: PandasInfo) -> str:
     position = np.unravel_index(flat_position, array.shape)
     if info.kind != "ndarray" and info.index is not None:
         label = info.index[position[0]]
         if info.kind == "frame" and array.ndim == 2:
-            return f"row {label!r}, column {info.columns[position[1]]!r}"
-        return f"index {label!r}"
+            return f"row {_label(label)}, column {_label(info.columns[position[1]])}"
+        return f"index {_label(label)}"
     if array.ndim == 1:
         return f"position {position[0]}"
     return f"position {tuple(int(p) for p in position)}"

@@ -119,21 +119,26 @@ class Differencer(Transformer):
     """Lag-``lag`` differencing as a fit / transform / inverse_transform transformer.
 
     ``transform`` returns ``lag`` fewer rows than it gets (see :func:`difference`).
-    ``fit`` keeps the first and the last ``lag`` rows of the training series: ``head_`` is the
-    default history of ``inverse_transform`` (so ``inverse_transform(transform(train))`` gives
-    back ``train[lag:]``), and ``tail_`` is the history for forecasts that continue the training
-    series. For any other stretch pass its own ``history``. Chain two for first and seasonal
-    differencing, e.g. in :class:`lstmkit.data.Pipeline`.
+    ``fit`` keeps the first and the last ``lag`` rows of the training series, ``head_`` and
+    ``tail_``. ``inverse_transform(D)`` undoes ``transform`` of the fitted series: it rebuilds
+    from ``head_`` and returns the whole series, ``head_`` included, so
+    ``inverse_transform(transform(train))`` is ``train`` again and chained differencers invert in
+    reverse order. ``inverse_transform(D, history=h)`` instead continues from ``h`` (e.g.
+    ``tail_`` for forecasts past the end of the training series) and returns only the ``len(D)``
+    rebuilt rows. Chain two for first and seasonal differencing, e.g. in
+    :class:`lstmkit.data.Pipeline`.
 
     Shape:
         - X: ``(T,)`` or ``(T, F)``
         - transform: ``(T - lag,)`` or ``(T - lag, F)``
+        - inverse_transform: ``(T,)`` without ``history`` (a NumPy array: ``head_`` has no
+          index); ``(len(D),)`` with it, same type as ``D`` (``, F`` likewise for 2-D)
 
     >>> diff = Differencer(lag=2).fit([1.0, 2.0, 4.0, 7.0, 11.0])
     >>> d = diff.transform([1.0, 2.0, 4.0, 7.0, 11.0]); d.tolist()
     [3.0, 5.0, 7.0]
     >>> diff.inverse_transform(d).tolist()
-    [4.0, 7.0, 11.0]
+    [1.0, 2.0, 4.0, 7.0, 11.0]
     >>> diff.inverse_transform([9.0], history=diff.tail_).tolist()  # one step past the end
     [16.0]
     """
@@ -167,7 +172,12 @@ class Differencer(Transformer):
         return difference(X, self.lag)
 
     def inverse_transform(self, X, history=None):
-        """Rebuild levels from differences ``X``; ``history`` defaults to ``head_`` (see above)."""
+        """Rebuild levels from differences ``X``: the fitted series from ``head_`` (``history=None``),
+        or the ``len(X)`` values that follow ``history`` (see the class docstring)."""
         array, _ = check_array("Differencer.inverse_transform", "X", X, ndims=(1, 2), allow_nan=True)
         self._check_shape("inverse_transform", array, "X")
-        return inverse_difference(X, self.head_ if history is None else history, self.lag)
+        if history is not None:
+            return inverse_difference(X, history, self.lag)
+        head = self.head_.reshape((self.head_.shape[0],) + array.shape[1:])
+        rebuilt = np.concatenate([head, _rebuild(array, head, self.lag)])
+        return rebuilt

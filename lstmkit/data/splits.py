@@ -50,7 +50,8 @@ def _counts(owner: str, sizes, n: int) -> list[int]:
             raise ValueError(f"{owner}: row counts in `sizes` must be >= 1 and add up to the {n} rows of "
                              f"the data, got {sizes!r} (sum {sum(sizes)}).")
         return [int(s) for s in sizes]
-    if not all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in sizes):
+    if any(is_integer(s) for s in sizes) or not all(
+            isinstance(s, numbers.Real) and not isinstance(s, bool) for s in sizes):
         raise TypeError(f"{owner}: `sizes` must be all fractions or all integer row counts, got {sizes!r}.")
     if any(not 0 < s < 1 for s in sizes) or not math.isclose(sum(sizes), 1.0, abs_tol=1e-9):
         raise ValueError(f"{owner}: fractions in `sizes` must each be in (0, 1) and add up to 1, got "

@@ -111,10 +111,10 @@ def test_basic_motions_documented_sizes():
 def test_classification_cases_pad_into_a_batch():
     from lstmkit.data import pad_sequences
 
-    X_train, _, _, _ = datasets.load("japanese_vowels")
-    padded = pad_sequences(X_train)
-    assert padded.values.shape == (270, 29, 12)
-    assert padded.mask.sum() == sum(x.shape[0] for x in X_train)
+    X_train, _, X_test, _ = datasets.load("japanese_vowels")
+    padded = pad_sequences(X_train + X_test)
+    assert padded.values.shape == (640, 29, 12)
+    assert padded.mask.sum() == padded.lengths.sum() == sum(x.shape[0] for x in X_train + X_test)
 
 
 def test_every_registered_file_ships_and_nothing_else():
