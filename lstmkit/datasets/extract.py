@@ -19,11 +19,12 @@ import csv
 import datetime
 import gzip
 import io
+import logging
 import math
-import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "data"
+log = logging.getLogger("lstmkit.datasets.extract")
 
 
 def _package_dir(module_name: str) -> Path:
@@ -171,6 +172,7 @@ def _check_against_sktime(name: str, problem: str, out_name: str) -> None:
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
     airline_passengers()
     shampoo_sales()
@@ -180,7 +182,7 @@ def main() -> int:
     _classification("japanese_vowels", "JapaneseVowels", "japanese_vowels.csv.gz")
     _classification("basic_motions", "BasicMotions", "basic_motions.csv.gz")
     for path in sorted(OUT.iterdir()):
-        sys.stdout.write(f"{path.name}: {path.stat().st_size} bytes\n")
+        log.info("%s: %d bytes", path.name, path.stat().st_size)
     return 0
 
 
