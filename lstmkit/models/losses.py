@@ -36,24 +36,28 @@ def _last_axis(pred: torch.Tensor) -> int:
     return -1 if pred.dim() > 1 else 0
 
 
-# Each elementwise loss returns one value per sample (per step for sequences): shape pred.shape[:-1].
+# Each loss comes in two forms: elementwise, one value per sample (per step for sequences), shape
+# pred.shape[:-1], used with masks; and `mean`, the mean of those, written with torch's fused ops
+# because a step of a small model is dominated by the number of operations, not their size.
+def _bce_input(pred):
+    return pred.clamp(_EPS, 1.0 - _EPS)
+
+
 def mse(pred, y):
-    return (pred - _align("mse", pred, y)).square().mean(_last_axis(pred))
+    return F.mse_loss(pred, _align("mse", pred, y), reduction="none").mean(_last_axis(pred))
 
 
 def mae(pred, y):
-    return (pred - _align("mae", pred, y)).abs().mean(_last_axis(pred))
+    return F.l1_loss(pred, _align("mae", pred, y), reduction="none").mean(_last_axis(pred))
 
 
 def huber(pred, y, delta: float = 1.0):
-    y = _align("huber", pred, y)
-    return F.huber_loss(pred, y, reduction="none", delta=delta).mean(_last_axis(pred))
+    return F.huber_loss(pred, _align("huber", pred, y), reduction="none", delta=delta).mean(_last_axis(pred))
 
 
 def binary_crossentropy(pred, y):
     y = _align("binary_crossentropy", pred, y)
-    p = pred.clamp(_EPS, 1.0 - _EPS)
-    return -(y * p.log() + (1.0 - y) * (1.0 - p).log()).mean(_last_axis(pred))
+    return F.binary_cross_entropy(_bce_input(pred), y, reduction="none").mean(_last_axis(pred))
 
 
 def categorical_crossentropy(pred, y):
@@ -62,7 +66,7 @@ def categorical_crossentropy(pred, y):
     return -(y * p.clamp(_EPS, 1.0 - _EPS).log()).sum(-1)
 
 
-def sparse_categorical_crossentropy(pred, y):
+def _class_ids(pred, y):
     if y.is_floating_point():
         y = y.round()
     y = y.long()
@@ -72,6 +76,11 @@ def sparse_categorical_crossentropy(pred, y):
         raise ValueError(f"sparse_categorical_crossentropy: integer targets of shape {tuple(y.shape)} do not match "
                          f"the model's output {tuple(pred.shape)}: expected {tuple(pred.shape[:-1])}. "
                          "Pass class ids (not one-hot); for one-hot targets use 'categorical_crossentropy'.")
+    return y
+
+
+def sparse_categorical_crossentropy(pred, y):
+    y = _class_ids(pred, y)
     p = pred.clamp(_EPS, 1.0 - _EPS)
     return -p.log().gather(-1, y.unsqueeze(-1)).squeeze(-1)
 
@@ -79,6 +88,17 @@ def sparse_categorical_crossentropy(pred, y):
 def mape(pred, y):
     y = _align("mape", pred, y)
     return 100.0 * ((pred - y).abs() / y.abs().clamp_min(_EPS)).mean(_last_axis(pred))
+
+
+_MEANS: dict[str, Callable] = {
+    "mse": lambda pred, y: F.mse_loss(pred, _align("mse", pred, y)),
+    "mae": lambda pred, y: F.l1_loss(pred, _align("mae", pred, y)),
+    "huber": lambda pred, y: F.huber_loss(pred, _align("huber", pred, y)),
+    "binary_crossentropy": lambda pred, y: F.binary_cross_entropy(
+        _bce_input(pred), _align("binary_crossentropy", pred, y)),
+    "sparse_categorical_crossentropy": lambda pred, y: F.nll_loss(
+        pred.clamp(_EPS, 1.0 - _EPS).log().reshape(-1, pred.shape[-1]), _class_ids(pred, y).reshape(-1)),
+}
 
 
 LOSSES: dict[str, Callable] = {
@@ -116,6 +136,8 @@ class Loss:
                                  "or a torch loss object / callable (pred, y) -> scalar.")
             self.name = spec
             self._elementwise = LOSSES[spec]
+            canonical = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "rmse": "mse"}.get(spec, spec)
+            self._mean = _MEANS.get(canonical)
             self._fn = None
             self._sqrt = spec == "rmse"
         elif callable(spec):
@@ -131,7 +153,10 @@ class Loss:
     def __call__(self, pred, y, mask=None):
         if self._fn is not None:
             return self._fn(pred, y)
-        value = masked_mean(self._elementwise(pred, y), mask)
+        if mask is None and self._mean is not None:
+            value = self._mean(pred, y)
+        else:
+            value = masked_mean(self._elementwise(pred, y), mask)
         return value.clamp_min(1e-12).sqrt() if self._sqrt else value
 
 

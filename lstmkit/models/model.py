@@ -87,10 +87,15 @@ class Model(nn.Module):
     @property
     def built(self) -> bool:
         """Whether every weight exists (layers with a lazy input size get theirs on the first call)."""
+        if self.__dict__.get("_built_seen"):
+            return True
         for m in self.modules():
             if isinstance(m, Layer) and not m.built:
                 return False
-        return not any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.parameters())
+        if any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.parameters()):
+            return False
+        self.__dict__["_built_seen"] = True  # weights, once created, stay (Sequential.add clears this)
+        return True
 
     def _record_input(self, x: torch.Tensor) -> None:
         if self._build_input is None:
@@ -130,6 +135,7 @@ class Model(nn.Module):
         for p in self.parameters():
             if p.is_floating_point() and not isinstance(p, nn.parameter.UninitializedParameter):
                 return p.dtype
+            break
         return torch.float32
 
     def _device(self) -> torch.device:
@@ -277,10 +283,10 @@ class Model(nn.Module):
                                  f"samples, not a multiple of it. Drop or pad {x.shape[0] % fixed} samples.")
         return T.ArrayBatches(x, y, batch_size)
 
-    def _to_device(self, t):
+    def _to_device(self, t, device=None):
         if t is None:
             return None
-        device = self._device()
+        device = device or self._device()
         return t if t.device == device else t.to(device, non_blocking=True)
 
     # ------------------------------------------------------------------ fit
@@ -365,9 +371,8 @@ class Model(nn.Module):
         for cb in cbs:
             cb.set_model(self)
             cb.params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
-        self._active_callbacks = cbs
-        self.history = history
-        self.stop_training = False
+        # Plain attributes set through __dict__: nn.Module.__setattr__ costs more than a small step.
+        self.__dict__.update(_active_callbacks=cbs, history=history, stop_training=False)
 
         if not self.built:
             first = next(iter(train.iterate(False)))[0]
@@ -407,14 +412,16 @@ class Model(nn.Module):
             raise error from None
         for cb in cbs:
             cb.on_train_end(logs)
-        self._active_callbacks = []
+        self.__dict__["_active_callbacks"] = []
         return history
 
     def _train_epoch(self, train, epoch, epochs, shuffle, verbose, windows, reset_states, compiled, val, cbs):
         loss_fn, metrics = compiled["loss"], compiled["metrics"]
         for m in metrics:
             m.reset()
-        self.train()
+        if not self.training:
+            self.train()
+        device = self._device()
         bar = None
         if verbose == 1:
             from tqdm.auto import tqdm
@@ -428,7 +435,7 @@ class Model(nn.Module):
         total, count = 0.0, 0
         try:
             for i, (xb, yb) in enumerate(train.iterate(shuffle)):
-                xb, yb = self._to_device(xb), self._to_device(yb)
+                xb, yb = self._to_device(xb, device), self._to_device(yb, device)
                 if reset_states == "batch":
                     self.reset_states()
                 where = f"epoch {epoch + 1}, batch {i + 1}"
@@ -541,11 +548,12 @@ class Model(nn.Module):
             m.reset()
         was_training = self.training
         self.eval()
+        device = self._device()
         total, count = 0.0, 0
         try:
             with torch.no_grad():
                 for xb, yb in batches.iterate(False):
-                    xb, yb = self._to_device(xb), self._to_device(yb)
+                    xb, yb = self._to_device(xb, device), self._to_device(yb, device)
                     out, mask = self._run(xb)
                     total += float(loss_fn(out, yb, mask)) * xb.shape[0]
                     count += xb.shape[0]
@@ -593,10 +601,11 @@ class Model(nn.Module):
         outputs = []
         was_training = self.training
         self.eval()
+        device = self._device()
         try:
             with torch.no_grad():
                 for xb, _ in batches.iterate(False):
-                    outputs.append(self._run(self._to_device(xb))[0].float().cpu())
+                    outputs.append(self._run(self._to_device(xb, device))[0].float().cpu())
         finally:
             self.train(was_training)
         if not outputs:

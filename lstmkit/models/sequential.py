@@ -66,6 +66,7 @@ class Sequential(Model):
                             "Did you pass a layer class instead of an instance, e.g. Dense instead of Dense(1)?")
         self.layers.append(layer)
         self._output_shapes = None
+        self.__dict__.pop("_built_seen", None)
         if _build and self.input_shape is not None:
             self.build()
 
