@@ -106,7 +106,7 @@ class Pipeline:
 
     def fit(self, data, y=None):
         """Fit every step, in order, on the training series ``data`` only; returns ``self``."""
-        values, info, ndim = self._read("fit", data)
+        values, info, _ = self._read("fit", data)
         columns = info.columns if info.kind == "frame" else None
         resolve_columns("Pipeline", "target", self.target, columns, values.shape[1])
         self._stages(values, fit=True)

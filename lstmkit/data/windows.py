@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from lstmkit._validation import check_int
-from lstmkit.data._checks import PandasInfo, check_array, check_bool, is_integer
+from lstmkit.data._checks import check_array, check_bool, is_integer
 
 __all__ = ["Supervised", "to_3d", "to_supervised"]
 

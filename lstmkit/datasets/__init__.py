@@ -177,7 +177,8 @@ def _load_series(name: str, entry: _Entry) -> pd.Series:
 def _load_macrodata(name: str, entry: _Entry) -> pd.DataFrame:
     with _open(entry) as fh:
         frame = pd.read_csv(fh)
-    index = pd.PeriodIndex.from_fields(year=frame["year"], quarter=frame["quarter"], freq="Q-DEC")
+    starts = [f"{y}Q{q}" for y, q in zip(frame["year"], frame["quarter"])]
+    index = pd.PeriodIndex(starts, freq="Q-DEC")
     values = frame.drop(columns=["year", "quarter"]).astype(np.float64)
     values.index = index.rename("quarter")
     values.attrs["description"] = entry.description
