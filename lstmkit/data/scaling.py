@@ -20,6 +20,13 @@ from lstmkit.data._checks import check_array, check_bool
 __all__ = ["MinMaxScaler", "StandardScaler"]
 
 
+def _negligible(spread, low, high):
+    """A spread within rounding noise of the values' magnitude counts as a constant feature, so
+    that dividing by it cannot blow up (scikit-learn guards the same way)."""
+    magnitude = np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+    return spread < 10 * np.finfo(np.float64).eps * magnitude
+
+
 class _Scaler(Transformer):
     """Shared plumbing: read the input, fit per-feature statistics, apply ``x * scale + shift``."""
 
@@ -80,8 +87,8 @@ class MinMaxScaler(_Scaler):
     """Scale each feature linearly so that its training minimum and maximum map to ``feature_range``.
 
     ``x' = x * scale_ + min_`` with ``scale_ = (hi - lo) / (data_max_ - data_min_)`` and
-    ``min_ = lo - data_min_ * scale_``; a constant feature gets ``scale_ = hi - lo`` applied to
-    ``x - data_min_``, i.e. it maps to ``lo``. Test values outside the training range map outside
+    ``min_ = lo - data_min_ * scale_``; a constant feature (range within rounding noise of its
+    magnitude) gets ``scale_ = hi - lo`` applied to ``x - data_min_``, i.e. it maps to ``lo``. Test values outside the training range map outside
     ``feature_range`` (unless ``clip``): that is the honest result of fitting on training data only.
 
     Args:
@@ -124,7 +131,7 @@ class MinMaxScaler(_Scaler):
             self.data_min_ = np.nanmin(rows, axis=0)
             self.data_max_ = np.nanmax(rows, axis=0)
         self.data_range_ = self.data_max_ - self.data_min_
-        safe_range = np.where(self.data_range_ == 0, 1, self.data_range_)
+        safe_range = np.where(_negligible(self.data_range_, self.data_min_, self.data_max_), 1, self.data_range_)
         self.scale_ = (hi - lo) / safe_range
         self.min_ = lo - self.data_min_ * self.scale_
 
@@ -143,7 +150,8 @@ class StandardScaler(_Scaler):
     """Standardise each feature: subtract the training mean, divide by the training standard deviation.
 
     ``x' = (x - mean_) / scale_`` with ``scale_`` the population standard deviation (``ddof=0``,
-    as scikit-learn); a constant feature keeps ``scale_ = 1``.
+    as scikit-learn); a constant feature (spread within rounding noise of its magnitude) keeps
+    ``scale_ = 1``.
 
     Args:
         with_mean: subtract the mean.
@@ -171,7 +179,8 @@ class StandardScaler(_Scaler):
         var = np.nanvar(rows, axis=0)
         self.mean_ = mean if self.with_mean else None
         self.var_ = var if self.with_std else None
-        self.scale_ = np.where(var == 0, 1.0, np.sqrt(var)) if self.with_std else None
+        std = np.sqrt(var)
+        self.scale_ = np.where(_negligible(std, mean, mean), 1.0, std) if self.with_std else None
 
     def _forward(self, array):
         out = array
