@@ -18,6 +18,10 @@ from lstmkit.experiments.commands import add_demo_command  # noqa: E402
 
 _COMMANDS.append(add_demo_command)
 
+from lstmkit.forecast.cli import add_forecast_command  # noqa: E402
+
+_COMMANDS.append(add_forecast_command)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
