@@ -5,12 +5,31 @@
   :func:`select` to choose settings on the training part only
 - baselines: :func:`naive` (persistence), :func:`seasonal_naive`, :func:`drift`, :func:`mean`
 - metrics: :func:`rmse`, :func:`mae`, :func:`mape`, :func:`smape`, :func:`mase`
+
+Names are imported on first use, so that the ``lstmkit`` command (which registers
+``lstmkit.forecast.cli``) starts without importing torch.
 """
 
-from lstmkit.forecast.backtest import BacktestResult, backtest, select
-from lstmkit.forecast.baselines import BASELINES, drift, mean, naive, seasonal_naive
-from lstmkit.forecast.forecaster import STRATEGIES, Forecaster, infer_season, load_forecaster
-from lstmkit.forecast.metrics import mae, mape, mase, rmse, smape
+import importlib
 
-__all__ = ["BASELINES", "BacktestResult", "Forecaster", "STRATEGIES", "backtest", "drift", "infer_season",
-           "load_forecaster", "mae", "mape", "mase", "mean", "naive", "rmse", "seasonal_naive", "select", "smape"]
+_WHERE = {
+    "BacktestResult": "backtest", "backtest": "backtest", "select": "backtest",
+    "BASELINES": "baselines", "drift": "baselines", "mean": "baselines", "naive": "baselines",
+    "seasonal_naive": "baselines",
+    "STRATEGIES": "forecaster", "Forecaster": "forecaster", "infer_season": "forecaster",
+    "load_forecaster": "forecaster",
+    "mae": "metrics", "mape": "metrics", "mase": "metrics", "mase_scale": "metrics", "rmse": "metrics",
+    "smape": "metrics",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"lstmkit.forecast.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'lstmkit.forecast' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE))

@@ -168,86 +168,118 @@ def _positive(name: str, value):
 
 # ----------------------------------------------------------------------------- the job
 
-def _run(args) -> int:
-    started = time.perf_counter()
-    for name in ("horizon", "lookback", "season", "test_size", "units", "epochs", "runs"):
-        _positive("--" + name.replace("_", "-"), getattr(args, name))
-    frame, target, label = _load(args)
+def _candidates_that_fit(candidates, season: int, rows: int, lookback: int, horizon: int):
+    """Drop differencing candidates that leave fewer than 8 training windows in ``rows`` steps."""
+    def lag_sum(c):
+        items = c if isinstance(c, list) else [c]
+        return sum(season if d == "seasonal" else d for d in items if d)
 
-    import logging
+    return [c for c in candidates if rows - lag_sum(c) - lookback - horizon + 1 >= 8], lag_sum
 
-    import numpy as np
-    import pandas as pd
+
+def job(frame, target, *, horizon: int | None = None, lookback: int | None = None, season: int | None = None,
+        test_size: int | None = None, strategy: str = "direct", units: int = 32, epochs: int = 200, runs: int = 3,
+        seed: int = 0, differencing: str = "auto", quiet: bool = True, where: str = "data") -> dict:
+    """The forecasting job behind the command, callable from Python (the benchmarks use it).
+
+    Chooses the differencing on the training part (inner walk-forward over its last horizon),
+    backtests that choice on the last ``test_size`` steps next to the baselines (fitted once,
+    before the first origin), then fits on all the data and forecasts the next ``horizon`` steps.
+
+    Returns:
+        a dict with ``result`` (:class:`BacktestResult`), ``forecast`` (DataFrame: ``forecast``
+        and ``run_k`` columns, future dates), ``differencing``, ``horizon``, ``lookback``,
+        ``season``, ``test_size``, ``selection`` (inner scores or None), ``seconds``.
+    """
     import torch
     from tqdm.auto import tqdm
 
     from lstmkit.forecast import Forecaster, backtest, infer_season, select
 
-    # Small networks: one thread is faster than two, and far steadier on a shared machine.
-    torch.set_num_threads(1)
-    logging.getLogger("lstmkit.models").setLevel(logging.WARNING)  # per-run early-stopping chatter
-    season = args.season or infer_season(frame.index)
-    horizon = args.horizon or (season if season > 1 else 12)
-    lookback = args.lookback or 2 * max(horizon, season)
-    test_size = args.test_size or 2 * horizon
-    candidates = _differencing_candidates(args.differencing, season)
-    max_lag = max(sum(season if d == "seasonal" else d for d in (c if isinstance(c, list) else [c]) if d) if c else 0
-                  for c in candidates)
-    # The inner selection trains on (len - test_size - horizon) steps; it needs a few windows.
-    needed = test_size + (horizon if len(candidates) > 1 else 0) + max_lag + lookback + horizon + 4
-    where = args.csv or f"--dataset {label}"
-    if len(frame) < needed:
+    started = time.perf_counter()
+    season = season or infer_season(frame.index)
+    horizon = horizon or (season if season > 1 else 12)
+    lookback = lookback or 2 * max(horizon, season)
+    test_size = test_size or 2 * horizon
+    wanted = _differencing_candidates(differencing, season)
+    inner_rows = len(frame) - test_size - (horizon if len(wanted) > 1 else 0)
+    candidates, lag_sum = _candidates_that_fit(wanted, season, inner_rows, lookback, horizon)
+    if not candidates:
+        needed = test_size + (horizon if len(wanted) > 1 else 0) + min(lag_sum(c) for c in wanted) + lookback + horizon + 7
         raise InputError(f"{where}: {len(frame)} rows is too few: lookback {lookback} + horizon {horizon} + "
-                         f"differencing {max_lag} + backtest {test_size} (+ inner validation) need at least {needed}. "
+                         f"differencing + backtest {test_size} + at least 8 training windows need {needed}. "
                          f"Use a smaller --lookback, --horizon or --test-size.")
-    template = Forecaster(lookback=lookback, horizon=horizon, strategy=args.strategy, target=target, units=args.units,
-                          season=season, epochs=args.epochs, n_runs=args.runs, seed=args.seed)
+    # Small networks: one thread is faster than two, and far steadier on a shared machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    template = Forecaster(lookback=lookback, horizon=horizon, strategy=strategy, target=target, units=units,
+                          season=season, epochs=epochs, n_runs=runs, seed=seed)
+    fits = (len(candidates) if len(candidates) > 1 else 0) + 2 * runs
+    bar = tqdm(total=fits * epochs, desc="training", unit="epoch", disable=quiet or None,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}", file=sys.stderr)
+    selection = None
+    try:
+        with bar:
+            if len(candidates) > 1:
+                bar.set_description("choosing differencing (inner validation)")
+                options = [template.clone(differencing=d, n_runs=1) for d in candidates]
+                chosen, selection = select(options, frame.iloc[:len(frame) - test_size], test_size=horizon,
+                                           progress=bar)
+                chosen_differencing = chosen.differencing
+            else:
+                chosen_differencing = candidates[0]
+            settings = template.clone(differencing=chosen_differencing)
+            bar.set_description(f"backtest on the last {test_size}")
+            result = backtest(settings, frame, test_size=test_size, progress=bar)
+            bar.set_description("final fit on all data")
+            forecast = settings.fit(frame, progress=bar).predict(per_run=True)
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+    finally:
+        torch.set_num_threads(threads)
+    forecast.insert(0, "forecast", forecast.mean(axis=1))
+    return {"result": result, "forecast": forecast, "differencing": chosen_differencing, "horizon": horizon,
+            "lookback": lookback, "season": season, "test_size": test_size, "selection": selection,
+            "seconds": time.perf_counter() - started}
+
+
+def _run(args) -> int:
+    started = time.perf_counter()
+    for name in ("horizon", "lookback", "season", "test_size", "units", "epochs", "runs"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    frame, target, label = _load(args)
+    import logging
+
+    logging.getLogger("lstmkit.models").setLevel(logging.WARNING)  # per-run early-stopping chatter
     out_csv = args.output or f"{label}_forecast.csv"
     out_png = args.plot or f"{label}_forecast.png"
     for path in (out_csv, out_png):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise InputError(f"cannot write {path}: the folder {folder} does not exist.")
-
-    fits = (len(candidates) if len(candidates) > 1 else 0) + 2 * args.runs
-    bar = tqdm(total=fits * args.epochs, desc="training", unit="epoch", disable=args.quiet or None,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}", file=sys.stderr)
-    train_part = frame.iloc[:len(frame) - test_size]
-    try:
-        with bar:
-            if len(candidates) > 1:
-                bar.set_description("choosing differencing (inner validation)")
-                options = [template.clone(differencing=d, n_runs=1) for d in candidates]
-                chosen, _ = select(options, train_part, test_size=horizon, progress=bar)
-                differencing = chosen.differencing
-            else:
-                differencing = candidates[0]
-            settings = template.clone(differencing=differencing)
-            bar.set_description(f"backtest on the last {test_size}")
-            result = backtest(settings, frame, test_size=test_size, progress=bar)
-            bar.set_description("final fit on all data")
-            final = settings.fit(frame, progress=bar)
-            forecast = final.predict(per_run=True)
-    except ValueError as err:
-        raise InputError(f"{where}: {err}") from None
-    forecast.insert(0, "forecast", forecast.mean(axis=1))
-    seconds = time.perf_counter() - started
+    where = args.csv or f"--dataset {label}"
+    out = job(frame, target, horizon=args.horizon, lookback=args.lookback, season=args.season,
+              test_size=args.test_size, strategy=args.strategy, units=args.units, epochs=args.epochs,
+              runs=args.runs, seed=args.seed, differencing=args.differencing, quiet=args.quiet, where=where)
+    result, forecast = out["result"], out["forecast"]
 
     shown = label if args.csv is None else os.path.basename(args.csv)
     print(f"{shown}: forecasting {target!r}, {len(frame)} steps ({frame.index[0]} to {frame.index[-1]})"
           + (f" with covariates {', '.join(map(repr, frame.columns[1:]))}" if frame.shape[1] > 1 else ""))
-    diff_text = "none" if differencing is None else str(differencing)
-    print(f"LSTM({args.units}) {args.strategy}, lookback {lookback}, horizon {horizon}, differencing {diff_text}"
-          f"{' (chosen on the training part)' if len(candidates) > 1 else ''}, {args.runs} run(s)")
+    diff = out["differencing"]
+    print(f"LSTM({args.units}) {args.strategy}, lookback {out['lookback']}, horizon {out['horizon']}, "
+          f"differencing {'none' if diff is None else diff}"
+          f"{' (chosen on the training part)' if out['selection'] is not None else ''}, {args.runs} run(s)")
     origins = result.predictions["origin"].unique()
-    print(f"\nBacktest: {len(origins)} origin(s) over the last {test_size} steps "
-          f"({', '.join(str(o) for o in origins)}), fitted once before the first\n")
+    print(f"\nBacktest: {len(origins)} origin(s) over the last {out['test_size']} steps "
+          f"({', '.join(str(o) for o in origins[:6])}{', ...' if len(origins) > 6 else ''}), "
+          f"fitted once before the first\n")
     print(result.table())
     _write_outputs(forecast, frame[target], result, out_csv, out_png,
-                   title=f"{shown}: {target} - LSTM forecast, {horizon} steps")
-    print(f"\nForecast of the next {horizon} steps written to {out_csv}")
+                   title=f"{shown}: {target} - LSTM forecast, {out['horizon']} steps")
+    print(f"\nForecast of the next {out['horizon']} steps written to {out_csv}")
     print(f"Plot written to {out_png}")
-    print(f"Done in {seconds:.1f} s.")
+    print(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0
 
 

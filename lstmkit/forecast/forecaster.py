@@ -140,6 +140,8 @@ class Forecaster:
         season: the seasonal period; None infers it from the index (12 for monthly data).
         scaling: ``"standard"``, ``"minmax"`` (to [-1, 1]) or None; fitted on the training series.
         epochs, batch_size, learning_rate: training (Adam, mean squared error, clipnorm 1).
+            ``batch_size=None`` picks 16, or more for long series so that an epoch is at most
+            about 32 updates (``N // 32`` windows a batch), which keeps long series fast.
         validation_split: the last fraction of the training windows held out for early stopping
             (patience ``patience`` epochs, best weights kept); 0 trains for all ``epochs``.
         n_runs: networks trained with different seeds; the forecast is their mean.
@@ -159,7 +161,7 @@ class Forecaster:
     def __init__(self, lookback: int, horizon: int = 1, strategy: str = "direct", *, target=None,
                  units: int = 32, layers: int = 1, variant: str = "vanilla", bidirectional: bool = False,
                  dropout: float = 0.0, differencing=None, season: int | None = None, scaling: str | None = "standard",
-                 epochs: int = 200, batch_size: int = 16, learning_rate: float = 0.01,
+                 epochs: int = 200, batch_size: int | None = None, learning_rate: float = 0.01,
                  validation_split: float = 0.1, patience: int = 30, n_runs: int = 1, seed: int = 0):
         owner = "Forecaster"
         self.lookback = check_int(owner, "lookback", lookback, minimum=1)
@@ -181,7 +183,7 @@ class Forecaster:
         self.differencing = differencing
         self.scaling = check_choice(owner, "scaling", scaling, SCALINGS)
         self.epochs = check_int(owner, "epochs", epochs, minimum=1)
-        self.batch_size = check_int(owner, "batch_size", batch_size, minimum=1)
+        self.batch_size = check_int(owner, "batch_size", batch_size, minimum=1, allow_none=True)
         self.learning_rate = check_float(owner, "learning_rate", learning_rate, low=0.0)
         self.validation_split = check_float(owner, "validation_split", validation_split, low=0.0, high=1.0,
                                             high_inclusive=False)
@@ -333,7 +335,8 @@ class Forecaster:
                 callbacks.append(EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True))
             if progress is not None:
                 callbacks.append(_EpochProgress(progress, self.epochs))
-            history = model.fit(X, y, epochs=self.epochs, batch_size=self.batch_size, validation_split=split,
+            batch_size = self.batch_size or max(16, len(X) // 32)
+            history = model.fit(X, y, epochs=self.epochs, batch_size=batch_size, validation_split=split,
                                 callbacks=callbacks, verbose=0)
             losses = history.history
             logger.debug("run %d/%d: %d epochs, loss %.4g%s", run + 1, self.n_runs, len(losses["loss"]),
