@@ -12,3 +12,10 @@ from lstmkit.layers.core import (Activation, Dense, Dropout, Embedding, Flatten,
 
 __all__ += ["Activation", "Dense", "Dropout", "Embedding", "Flatten", "Masking", "RepeatVector",
             "TimeDistributed"]
+from lstmkit.layers.attention import Attention
+from lstmkit.layers.conv import (Conv1D, Conv2D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
+                                 MaxPooling2D)
+from lstmkit.layers.seq2seq import Parallel, Seq2Seq
+
+__all__ += ["Attention", "Conv1D", "Conv2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D",
+            "MaxPooling2D", "Parallel", "Seq2Seq"]
