@@ -46,6 +46,10 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
         raise ValueError(f"{owner}: engine='fused' has no kernel for {type(cell).__name__}; use 'reference'.")
     if engine != "auto":
         return engine
+    if x.shape[1] == 1:
+        # One step (streaming inference): the cell's own step has the least overhead; the native
+        # op's set-up costs more than the step itself (docs/performance.md).
+        return "reference"
     if native_unsupported_reason(cell, mask, recurrent_mask) is None and _native_is_faster(cell, x):
         return "native"
     return "fused" if type(cell) in _FUSED else "reference"

@@ -13,9 +13,13 @@ Masks: ``mask (B, T)`` bool (False = the step is skipped: state unchanged, outpu
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 
 from lstmkit.cells.lstm import LN_EPS
+from lstmkit.engine import jit
 
 # --------------------------------------------------------------------------------------------
 # shared pieces
@@ -104,10 +108,14 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
     zx = _flat(x) @ p["weight_ih"].t()  # (B*T, G*H): the input projection for every step at once
     if v.layer_norm:
         zx_xhat, zx_rstd = _ln_forward(zx)
-        zx = zx_xhat * p["ln_ih_weight"]
-        bias = p["bias_ih"] + p["bias_hh"]
+        zx = zx_xhat * p["ln_ih_weight"] + p["bias_ih"] + p["bias_hh"]
     else:
         zx = zx + p["bias_ih"] + p["bias_hh"]
+    if use_jit(v, B, len(gates) * H, x):
+        y, state, S = _lstm_forward_jit(v, p, proj, zx.view(B, T, -1), mask, rmask, h, c, save)
+        if save and v.layer_norm:
+            S["zx_xhat"], S["zx_rstd"] = zx_xhat, zx_rstd
+        return y, state, S
     zx = zx.view(B, T, -1).unbind(1)
     masks = _mask_steps(mask, T)
 
@@ -120,7 +128,7 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
         zh = h_in @ W_hh_t  # (B, G*H)
         if v.layer_norm:
             zh_xhat, zh_rstd = _ln_forward(zh)
-            z = zx[t] + zh_xhat * p["ln_hh_weight"] + bias
+            z = zx[t] + zh_xhat * p["ln_hh_weight"]
         else:
             z = zx[t] + zh
         z = z.chunk(len(gates), dim=1)
@@ -171,7 +179,39 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
 
 
 def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
+    """The backward sweep over time, then every weight gradient as one product over B*T rows."""
     B, T, _ = x.shape
+    sweep = _lstm_sweep_jit if S.get("jit") else _lstm_sweep_torch
+    R = sweep(v, H, proj, p, mask, rmask, S, dy, dh, dc, da)
+    dZ_all = R["dZ"]
+    dZh_all = dZ_all if R["dZh"] is None else R["dZh"]
+    grads = {}
+    grads["weight_hh"] = _flat(dZh_all).t() @ _flat(R["h_in"])
+    if v.layer_norm:
+        dsum = _flat(dZ_all).sum(0)
+        grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
+        grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
+        grads["ln_c_weight"], grads["ln_c_bias"] = R["dln"]["ln_c_weight"], R["dln"]["ln_c_bias"]
+        dZx = _ln_backward(_flat(dZ_all) * p["ln_ih_weight"], S["zx_xhat"], S["zx_rstd"])
+        grads["bias_ih"] = grads["bias_hh"] = dsum
+    else:
+        dZx = _flat(dZ_all)
+        grads["bias_ih"] = grads["bias_hh"] = dZx.sum(0)
+    grads["weight_ih"] = dZx.t() @ _flat(x)
+    dx = (dZx @ p["weight_ih"]).view(B, T, -1)
+    for gate, d in R["dpeep"].items():
+        grads[f"weight_c{gate}"] = d
+    if v.gate_recurrence:
+        dZ_ifo = torch.cat([dZ_all.chunk(4, dim=2)[k] for k in (0, 1, 3)], dim=2)
+        grads["weight_gr"] = _flat(dZ_ifo).t() @ _flat(R["a_prev"])
+    if proj:
+        grads["weight_hr"] = _flat(R["dH_new"]).t() @ _flat(R["hr"])
+    return dx, R["dh"], R["dc"], R.get("da"), grads
+
+
+def _lstm_sweep_torch(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
+    """The backward sweep with torch ops, one step at a time (reads the forward's lists)."""
+    T = dy.shape[1]
     gates = v.gates
     tanh_in, tanh_out = v.input_activation == "tanh", v.output_activation == "tanh"
     w_ci, w_cf, w_co = (p.get(f"weight_c{g}") for g in "ifo")
@@ -255,31 +295,15 @@ def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
         if v.gate_recurrence:
             da = _add(torch.cat([dz_i, dz_f, dz_o], dim=1) @ p["weight_gr"], da_pass)
 
-    # Weight gradients: one matrix product each over all (B*T) rows.
-    dZ_all = torch.stack(dZ, dim=1)  # (B, T, G*H)
-    dZh_all = dZ_all if not v.layer_norm else torch.stack(dZh, dim=1)
-    grads = {}
-    grads["weight_hh"] = _flat(dZh_all).t() @ _flat(torch.stack(S["h_in"], dim=1))
-    if v.layer_norm:
-        dsum = _flat(dZ_all).sum(0)
-        grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
-        grads["ln_hh_weight"] = dln["ln_hh_weight"]
-        grads["ln_c_weight"], grads["ln_c_bias"] = dln["ln_c_weight"], dln["ln_c_bias"]
-        dZx = _ln_backward(_flat(dZ_all) * p["ln_ih_weight"], S["zx_xhat"], S["zx_rstd"])
-        grads["bias_ih"] = grads["bias_hh"] = dsum
-    else:
-        dZx = _flat(dZ_all)
-        grads["bias_ih"] = grads["bias_hh"] = dZx.sum(0)
-    grads["weight_ih"] = dZx.t() @ _flat(x)
-    dx = (dZx @ p["weight_ih"]).view(B, T, -1)
-    for gate, d in dpeep.items():
-        grads[f"weight_c{gate}"] = d
-    if v.gate_recurrence:
-        dZ_ifo = torch.stack([torch.cat([z.chunk(4, dim=1)[k] for k in (0, 1, 3)], dim=1) for z in dZ], dim=1)
-        grads["weight_gr"] = _flat(dZ_ifo).t() @ _flat(torch.stack(S["a_prev"], dim=1))
-    if proj:
-        grads["weight_hr"] = _flat(torch.stack(dH_new, dim=1)).t() @ _flat(torch.stack(S["hr"], dim=1))
-    return dx, dh, dc, (da if v.gate_recurrence else None), grads
+    return {
+        "dZ": torch.stack(dZ, dim=1),  # (B, T, G*H)
+        "dZh": torch.stack(dZh, dim=1) if v.layer_norm else None,
+        "h_in": torch.stack(S["h_in"], dim=1),
+        "dH_new": torch.stack(dH_new, dim=1) if proj else None,
+        "hr": torch.stack(S["hr"], dim=1) if proj else None,
+        "a_prev": torch.stack(S["a_prev"], dim=1) if v.gate_recurrence else None,
+        "dpeep": dpeep, "dln": dln, "dh": dh, "dc": dc, "da": da if v.gate_recurrence else None,
+    }
 
 
 def run_fused_lstm(cell, x, state, mask=None, recurrent_mask=None):
@@ -301,6 +325,133 @@ def _needs_grad(x, state, params):
     if not torch.is_grad_enabled():
         return False
     return any(t is not None and t.requires_grad for t in (x, *state, *params))
+
+
+
+# --------------------------------------------------------------------------------------------
+# compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
+
+# Largest B * (gate rows) for which the compiled loop beats torch ops (docs/performance.md).
+JIT_MAX_WORK = 4096
+JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
+
+
+def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor) -> bool:
+    """Whether the compiled recurrence runs this problem (small, on the CPU, float32/64)."""
+    if not JIT_ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if variant is not None and variant.gate_recurrence:
+        return False
+    return B * gate_rows <= JIT_MAX_WORK
+
+
+def _np(t):
+    return t.detach().contiguous().numpy()
+
+
+def _dummy(ndim, dtype):
+    return np.zeros((1,) * ndim, dtype=dtype)
+
+
+def _lstm_cfg(v, proj, has_mask, has_rmask):
+    gates = v.gates
+    pos = [gates.index(g) if g in gates else -1 for g in "ifgo"]
+    forget = {"learned": 0, "none": 1, "coupled": 2}[v.forget_gate]
+    peep = [int(g in v.peephole_gates) for g in "ifo"]
+    return np.array([*pos, forget, int(v.input_activation == "tanh"), int(v.output_activation == "tanh"),
+                     int(v.layer_norm), int(bool(proj)), int(has_mask), int(has_rmask), *peep], dtype=np.int64)
+
+
+def _lstm_forward_jit(v, p, proj, zx, mask, rmask, h0, c0, save):
+    B, T, GH = zx.shape
+    H, P = c0.shape[1], h0.shape[1]
+    dt = zx.dtype
+    npdt = np.float32 if dt == torch.float32 else np.float64
+    opt = lambda name, ndim: _np(p[name]) if name in p else _dummy(ndim, npdt)  # noqa: E731
+    full = lambda *shape: torch.empty(shape, dtype=dt) if save else torch.empty((1,) * len(shape), dtype=dt)  # noqa: E731
+    h, c = h0.detach().clone().contiguous(), c0.detach().clone().contiguous()
+    y = torch.empty(B, T, P, dtype=dt)
+    S = {"jit": True, "cfg": _lstm_cfg(v, proj, mask is not None, rmask is not None)}
+    S["gates"], S["tc"] = full(B, T, 4, H), full(B, T, H)
+    S["c_all"] = full(B, T + 1, H)
+    if save:
+        S["c_all"][:, 0] = c0.detach()
+    S["h_in"] = full(B, T, P)
+    S["hr"] = full(B, T, H) if proj else torch.empty(1, 1, 1, dtype=dt)
+    ln = v.layer_norm and save
+    S["zh_xhat"] = torch.empty(B, T, GH, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
+    S["zh_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
+    S["cc_xhat"] = torch.empty(B, T, H, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
+    S["cc_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
+    S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
+    S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
+    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"]), opt("weight_hr", 2), opt("weight_ci", 1),
+                     opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
+                     opt("ln_c_bias", 1), S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
+                     S["gates"].numpy(), S["c_all"].numpy(), S["tc"].numpy(), S["h_in"].numpy(), S["hr"].numpy(),
+                     S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), save)
+    return y, (h, c), S
+
+
+def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
+    B, T, P = dy.shape
+    dt = dy.dtype
+    npdt = np.float32 if dt == torch.float32 else np.float64
+    GH = p["weight_hh"].shape[0]
+    opt = lambda name, ndim: _np(p[name]) if name in p else _dummy(ndim, npdt)  # noqa: E731
+    dh = torch.zeros(B, P, dtype=dt) if dh is None else dh.detach().clone().contiguous()
+    dc = torch.zeros(B, H, dtype=dt) if dc is None else dc.detach().clone().contiguous()
+    dZ = torch.empty(B, T, GH, dtype=dt)
+    dZh = torch.empty(B, T, GH, dtype=dt) if v.layer_norm else torch.empty(1, 1, 1, dtype=dt)
+    dH_new = torch.empty(B, T, P, dtype=dt) if proj else torch.empty(1, 1, 1, dtype=dt)
+    dpeep = torch.zeros(3, H, dtype=dt)
+    dln_hh, dln_c_w, dln_c_b = torch.zeros(GH, dtype=dt), torch.zeros(H, dtype=dt), torch.zeros(H, dtype=dt)
+    jit.lstm_backward(S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
+                      opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
+                      opt("ln_c_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(), S["c_all"].numpy(),
+                      S["tc"].numpy(), S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(),
+                      S["cc_rstd"].numpy(), dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
+                      dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy())
+    return {
+        "dZ": dZ, "dZh": dZh if v.layer_norm else None, "h_in": S["h_in"],
+        "dH_new": dH_new if proj else None, "hr": S["hr"] if proj else None, "a_prev": None,
+        "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
+        "dln": {"ln_hh_weight": dln_hh, "ln_c_weight": dln_c_w, "ln_c_bias": dln_c_b},
+        "dh": dh, "dc": dc,
+    }
+
+
+def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
+    B, T, H3 = zx.shape
+    H = H3 // 3
+    dt = zx.dtype
+    npdt = np.float32 if dt == torch.float32 else np.float64
+    full = lambda: torch.empty(B, T, H, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)  # noqa: E731
+    h = h0.detach().clone().contiguous()
+    y = torch.empty(B, T, H, dtype=dt)
+    S = {"jit": True, "r": torch.empty(B, T, H, dtype=dt), "z": torch.empty(B, T, H, dtype=dt),
+         "n": full(), "h_prev": full(), "h_in": full(), "hn": full(),
+         "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
+         "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
+    jit.gru_forward(reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh), _np(b_hh),
+                    S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(), S["n"].numpy(),
+                    S["h_prev"].numpy(), S["h_in"].numpy(), S["hn"].numpy(), save)
+    return y, h, S
+
+
+def _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh):
+    B, T, H = dy.shape
+    dt = dy.dtype
+    dh = torch.zeros(B, H, dtype=dt) if dh is None else dh.detach().clone().contiguous()
+    dZx = torch.empty(B, T, 3 * H, dtype=dt)
+    dZh_rz = torch.empty(B, T, 2 * H, dtype=dt)
+    dZh_n = torch.empty(B, T, H, dtype=dt)
+    jit.gru_backward(reset_after, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh),
+                     S["mask"], S["rmask"], S["r"].numpy(), S["z"].numpy(), S["n"].numpy(), S["h_prev"].numpy(),
+                     S["h_in"].numpy(), S["hn"].numpy(), dZx.numpy(), dZh_rz.numpy(), dZh_n.numpy())
+    # for reset_after=False the kernel saved r * h_in in "hn": the input of the n block's product
+    return {"dZx": dZx, "dZh_rz": dZh_rz, "dZh_n": dZh_n, "h_in": S["h_in"],
+            "n_src": S["h_in"] if reset_after else S["hn"], "dh": dh}
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,7 +478,10 @@ class _FusedGRU(torch.autograd.Function):
 
 def _gru_forward(reset_after, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
     B, T, _ = x.shape
-    zx = (torch.addmm(b_ih, _flat(x), W_ih.t())).view(B, T, -1).unbind(1)  # (B, 3H) per step
+    zx = torch.addmm(b_ih, _flat(x), W_ih.t()).view(B, T, -1)  # (B, T, 3H): every step's input term
+    if use_jit(None, B, W_hh.shape[0], x):
+        return _gru_forward_jit(reset_after, zx, mask, rmask, h, W_hh, b_hh, save)
+    zx = zx.unbind(1)
     W_rz, W_n = W_hh[: 2 * W_hh.shape[1]], W_hh[2 * W_hh.shape[1]:]
     b_rz, b_n = b_hh[: 2 * W_hh.shape[1]], b_hh[2 * W_hh.shape[1]:]
     masks = _mask_steps(mask, T)
@@ -358,7 +512,23 @@ def _gru_forward(reset_after, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
 
 
 def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh):
+    """The backward sweep over time, then the weight gradients as products over B*T rows."""
     B, T, _ = x.shape
+    if S.get("jit"):
+        R = _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh)
+    else:
+        R = _gru_sweep_torch(reset_after, mask, rmask, W_hh, S, dy, dh)
+    dZx_all, dZh_rz_all, dZh_n_all = _flat(R["dZx"]), _flat(R["dZh_rz"]), _flat(R["dZh_n"])
+    h_in_all, n_src = _flat(R["h_in"]), _flat(R["n_src"])
+    dW_hh = torch.cat([dZh_rz_all.t() @ h_in_all, dZh_n_all.t() @ n_src], dim=0)
+    db_hh = torch.cat([dZh_rz_all.sum(0), dZh_n_all.sum(0)])
+    dW_ih = dZx_all.t() @ _flat(x)
+    dx = (dZx_all @ W_ih).view(B, T, -1)
+    return dx, R["dh"], dW_ih, dW_hh, dZx_all.sum(0), db_hh
+
+
+def _gru_sweep_torch(reset_after, mask, rmask, W_hh, S, dy, dh):
+    T = dy.shape[1]
     Hd = W_hh.shape[1]
     W_rz, W_n = W_hh[: 2 * Hd], W_hh[2 * Hd:]
     masks = _mask_steps(mask, T)
@@ -391,16 +561,9 @@ def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh):
         dh_prev = dh_new * z + (dh_in if rmask is None else dh_in * rmask)
         dh = _add(dh_prev, dh_pass)
 
-    dZx_all = _flat(torch.stack(dZx, dim=1))
-    dZh_rz_all = _flat(torch.stack(dZh_rz, dim=1))
-    dZh_n_all = _flat(torch.stack(dZh_n, dim=1))
-    h_in_all = _flat(torch.stack(S["h_in"], dim=1))
-    n_src = h_in_all if reset_after else _flat(torch.stack(S["rh"], dim=1))
-    dW_hh = torch.cat([dZh_rz_all.t() @ h_in_all, dZh_n_all.t() @ n_src], dim=0)
-    db_hh = torch.cat([dZh_rz_all.sum(0), dZh_n_all.sum(0)])
-    dW_ih = dZx_all.t() @ _flat(x)
-    dx = (dZx_all @ W_ih).view(B, T, -1)
-    return dx, dh, dW_ih, dW_hh, dZx_all.sum(0), db_hh
+    return {"dZx": torch.stack(dZx, dim=1), "dZh_rz": torch.stack(dZh_rz, dim=1), "dZh_n": torch.stack(dZh_n, dim=1),
+            "h_in": torch.stack(S["h_in"], dim=1),
+            "n_src": torch.stack(S["h_in"] if reset_after else S["rh"], dim=1), "dh": dh}
 
 
 def run_fused_gru(cell, x, state, mask=None, recurrent_mask=None):

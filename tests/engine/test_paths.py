@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmkit.cells import VARIANTS, GRUCell, LSTMCell, RNNCell
-from lstmkit.engine import run, select_engine
+from lstmkit.engine import fused, run, select_engine
 from tests.helpers import max_diff, randomize, weighted_sum
 
 B, T, I, H = 3, 6, 4, 5
@@ -39,9 +39,21 @@ def inputs(cell, seed):
     return x, state
 
 
+@pytest.fixture(params=["torch-sweep", "compiled-sweep"])
+def sweep(request, monkeypatch):
+    """Run the fused path with each of its two recurrences: torch ops, or the numba kernels."""
+    if request.param == "compiled-sweep":
+        if not fused.jit.AVAILABLE:
+            pytest.fail("numba is a dependency of lstmkit but could not be imported")
+        monkeypatch.setattr(fused, "JIT_ENABLED", True)
+    else:
+        monkeypatch.setattr(fused, "JIT_ENABLED", False)
+    return request.param
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked+recurrent-dropout"])
 @pytest.mark.parametrize("name", list(CELLS))
-def test_fused_equals_reference(name, masked):
+def test_fused_equals_reference(name, masked, sweep):
     cell = randomize(CELLS[name]().double(), seed=len(name))
     x, state = inputs(cell, seed=3)
     mask = RAGGED_MASK if masked else None
@@ -53,8 +65,16 @@ def test_fused_equals_reference(name, masked):
 
 
 @pytest.mark.parametrize("name", list(CELLS))
-@pytest.mark.parametrize("engine", ["fused", "reference"])
-def test_gradcheck(name, engine):
+def test_gradcheck_fused(name, sweep):
+    check_gradients(name, "fused")
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_gradcheck_reference(name):
+    check_gradients(name, "reference")
+
+
+def check_gradients(name, engine):
     cell = randomize(CELLS[name]().double(), seed=7)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(2, 3, I, generator=gen, dtype=torch.double, requires_grad=True)
@@ -127,3 +147,16 @@ def test_inference_without_grad_matches_training_forward():
     with torch.no_grad():
         y2, _ = run(cell, x, state, engine="fused")
     assert torch.equal(y.detach(), y2)
+
+
+def test_compiled_sweep_is_chosen_for_small_problems_only():
+    x = torch.zeros(1, 5, I)
+    assert fused.use_jit(LSTMCell(I, H).variant, 1, 4 * H, x) == fused.JIT_ENABLED
+    assert not fused.use_jit(LSTMCell(I, H).variant, 10**6, 4 * H, x)
+    assert not fused.use_jit(LSTMCell(I, H, variant="fgr").variant, 1, 4 * H, x)
+
+
+def test_single_step_runs_the_cell_step():
+    x = torch.zeros(2, 1, I)
+    assert select_engine(LSTMCell(I, H), "auto", x) == "reference"
+    assert select_engine(LSTMCell(I, H), "native", x) == "native"
