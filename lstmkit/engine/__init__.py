@@ -47,9 +47,10 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
     if engine != "auto":
         return engine
     if x.shape[1] == 1:
-        # One step (streaming inference): the cell's own step has the least overhead; the native
-        # op's set-up costs more than the step itself (docs/performance.md).
-        return "reference"
+        # One step (streaming inference): the sequence op's set-up costs more than the step. The
+        # native path runs ATen's fused cell op then; other cells run their own step.
+        native = native_unsupported_reason(cell, mask, recurrent_mask) is None and mask is None
+        return "native" if native and not getattr(cell, "proj_size", 0) else "reference"
     if native_unsupported_reason(cell, mask, recurrent_mask) is None and _native_is_faster(cell, x):
         return "native"
     return "fused" if type(cell) in _FUSED else "reference"
@@ -68,7 +69,11 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
     ``mask (B, T)`` bool: False steps leave the state unchanged and output zeros.
     ``recurrent_mask (B, P)``: multiplies ``h_{t-1}`` inside the recurrence (recurrent dropout).
     """
-    path = select_engine(cell, engine, x, mask, recurrent_mask)
+    return dispatch(select_engine(cell, engine, x, mask, recurrent_mask), cell, x, state, mask, recurrent_mask)
+
+
+def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
+    """Run an already selected path (see :func:`select_engine`); no checks on the hot path."""
     if path == "native":
         return run_native(cell, x, state, mask)
     if path == "fused":
@@ -76,4 +81,4 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
     return run_reference(cell, x, state, mask, recurrent_mask)
 
 
-__all__ = ["ENGINES", "run", "run_native", "run_reference", "select_engine"]
+__all__ = ["ENGINES", "dispatch", "run", "run_native", "run_reference", "select_engine"]

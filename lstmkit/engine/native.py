@@ -57,6 +57,8 @@ def _op_and_params(cell):
 
 def run_native(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None):
     """Run ``cell`` over ``x (B, T, I)`` with torch's fused op; returns ``(y, state)``."""
+    if x.shape[1] == 1 and mask is None and not getattr(cell, "proj_size", 0):
+        return _run_cell_op(cell, x, state)
     op, params = _op_and_params(cell)
     lstm = isinstance(cell, LSTMCell)
     hx = tuple(s.unsqueeze(0) for s in state) if lstm else state[0].unsqueeze(0)
@@ -76,3 +78,19 @@ def run_native(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: tor
         batch_first=True, total_length=x.shape[1])
     final = tuple(s[:, packed.unsorted_indices].squeeze(0) for s in out[1:])
     return y, final
+
+
+_CELL_OPS = {LSTMCell: torch.lstm_cell, GRUCell: torch.gru_cell}
+
+
+def _run_cell_op(cell, x, state):
+    """One step through ATen's fused cell op: a single dispatch for the whole step."""
+    op = _CELL_OPS.get(type(cell))
+    if op is None:
+        op = torch.rnn_tanh_cell if cell.nonlinearity == "tanh" else torch.rnn_relu_cell
+    params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    if isinstance(cell, LSTMCell):
+        h, c = op(x[:, 0], state, *params)
+        return h.unsqueeze(1), (h, c)
+    h = op(x[:, 0], state[0], *params)
+    return h.unsqueeze(1), (h,)

@@ -34,7 +34,7 @@ from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.lstm import INITS
 from lstmkit.cells.rnn import NONLINEARITIES
 from lstmkit.cells.variants import LSTMVariant, get_variant
-from lstmkit.engine import ENGINES, run, select_engine
+from lstmkit.engine import ENGINES, dispatch, select_engine
 from lstmkit.errors import NotBuiltError
 from lstmkit.layers.base import Layer, register
 
@@ -169,10 +169,13 @@ class Recurrent(Layer):
             keep = 1.0 - self.recurrent_dropout
             rmask = (torch.rand(B, self.output_size, dtype=x.dtype, device=x.device) < keep) / keep
 
-        self._last_engine = select_engine(self.cell, self.engine, x, mask, rmask, owner=name)
-        y, final = run(self.cell, x, state, mask, rmask, engine=self._last_engine)
+        path = select_engine(self.cell, self.engine, x, mask, rmask, owner=name)
+        y, final = dispatch(path, self.cell, x, state, mask, rmask)
+        # Plain attributes set through __dict__: nn.Module.__setattr__ costs microseconds per call,
+        # which matters when streaming one step at a time.
+        self.__dict__["_last_engine"] = path
         if self.stateful:
-            self._states = tuple(s.detach() for s in final)
+            self.__dict__["_states"] = tuple(s.detach() for s in final)
         out = y if self.return_sequences else final[0]
         if self.return_state:
             return (out, *final[: len(self.state_names)])

@@ -156,7 +156,21 @@ def test_compiled_sweep_is_chosen_for_small_problems_only():
     assert not fused.use_jit(LSTMCell(I, H, variant="fgr").variant, 1, 4 * H, x)
 
 
-def test_single_step_runs_the_cell_step():
+def test_single_step_runs_the_fused_cell_op_or_the_cell_step():
     x = torch.zeros(2, 1, I)
-    assert select_engine(LSTMCell(I, H), "auto", x) == "reference"
-    assert select_engine(LSTMCell(I, H), "native", x) == "native"
+    assert select_engine(LSTMCell(I, H), "auto", x) == "native"
+    assert select_engine(GRUCell(I, H), "auto", x) == "native"
+    assert select_engine(LSTMCell(I, H, variant="peephole"), "auto", x) == "reference"
+    assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "reference"
+
+
+@pytest.mark.parametrize("name", ["lstm-vanilla", "gru", "rnn-tanh", "rnn-relu"])
+def test_single_step_cell_op_equals_reference(name):
+    cell = randomize(CELLS[name]().double(), seed=3)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(B, 1, I, generator=gen, dtype=torch.double, requires_grad=True)
+    state = tuple(torch.randn(s.shape, generator=gen, dtype=torch.double).requires_grad_()
+                  for s in cell.initial_state(B))
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state)
+    out, grads = outputs_and_grads(cell, "native", x, state)
+    assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
