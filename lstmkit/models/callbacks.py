@@ -185,7 +185,7 @@ class ModelCheckpoint(Callback):
     ``model.safetensors``) plus ``training_state.safetensors``: the optimizer's state, the epoch,
     the history, the other callbacks' counters, the random number generator and any carried
     recurrent state. Each file is written to a temporary name and renamed into place, so an
-    interruption never leaves a half-written file. ``fit(..., resume_from=filepath)`` continues
+    interruption never leaves a half-written file. Under ``torchrun`` only rank 0 writes. ``fit(..., resume_from=filepath)`` continues
     from it. ``filepath`` may contain ``{epoch}`` and logged names, e.g. ``"ckpt-{epoch:03d}"``.
 
     >>> ckpt = ModelCheckpoint("best-model", monitor="val_loss", save_best_only=True)
@@ -215,8 +215,11 @@ class ModelCheckpoint(Callback):
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(f"ModelCheckpoint: cannot fill in `filepath` {self.filepath!r} ({err!r}); "
                              f"it may use {{epoch}} and the logged names: {', '.join(logs)}.") from None
+        from lstmkit.models.distributed import is_main_process
         from lstmkit.models.saving import save_checkpoint
 
+        if not is_main_process():  # under torchrun every process holds the same weights; rank 0 writes
+            return
         save_checkpoint(self.model, path, epoch=epoch + 1)
         self.last_saved = path
         (logger.info if self.verbose else logger.debug)("ModelCheckpoint: saved epoch %d to %s", epoch + 1, path)
@@ -264,9 +267,11 @@ class CSVLogger(Callback):
                                 lineterminator="\n", restval="")
         writer.writeheader()
         writer.writerows(self.rows)
+        from lstmkit.models.distributed import is_main_process
         from lstmkit.models.saving import write_atomic
 
-        write_atomic(self.filename, buffer.getvalue().encode())
+        if is_main_process():
+            write_atomic(self.filename, buffer.getvalue().encode())
 
 
 def _set_lr(optimizer, lr: float) -> None:

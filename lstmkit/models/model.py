@@ -10,6 +10,7 @@ shape of the model's output (class ids for ``sparse_categorical_crossentropy``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from torch import nn
 from lstmkit._validation import check_choice, check_float, check_int
 from lstmkit.errors import NotBuiltError, NotCompiledError, TrainingDivergedError
 from lstmkit.layers.base import Layer
+from lstmkit.models import distributed as D
 from lstmkit.models import losses as L
 from lstmkit.models import training as T
 from lstmkit.models.callbacks import Callback, History
@@ -31,6 +33,9 @@ logger = logging.getLogger("lstmkit.models")
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "int64": torch.int64}
+
+# compile(precision=...): the dtype autocast runs matrix products in (None: no autocast).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class _Diverged(Exception):
@@ -174,7 +179,7 @@ class Model(nn.Module):
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, learning_rate: float | None = None,
-                clipnorm: float | None = None, clipvalue: float | None = None) -> None:
+                clipnorm: float | None = None, clipvalue: float | None = None, precision: str = "fp32") -> None:
         """Choose how to train: the optimizer, the loss, metrics to report, gradient clipping.
 
         Args:
@@ -191,6 +196,10 @@ class Model(nn.Module):
             clipnorm: rescale the gradient when its global norm (over all parameters, as
                 ``torch.nn.utils.clip_grad_norm_``; Keras calls this ``global_clipnorm``) exceeds it.
             clipvalue: clip every gradient element to ``[-clipvalue, clipvalue]``.
+            precision: ``"fp32"`` (default); ``"bf16"``: forward passes (fit, evaluate, predict)
+                run under ``torch.autocast`` in bfloat16, the weights, optimizer, loss and a
+                recurrent cell state that starts in float32 stay float32; ``"fp16"``: the same in
+                float16 with loss scaling (``torch.amp.GradScaler``), CUDA only.
 
         >>> import lstmkit
         >>> model = lstmkit.Sequential([lstmkit.layers.Dense(1)], input_shape=(4,))
@@ -213,8 +222,11 @@ class Model(nn.Module):
             clipnorm = check_float("compile", "clipnorm", clipnorm, low=0.0)
         if clipvalue is not None:
             clipvalue = check_float("compile", "clipvalue", clipvalue, low=0.0)
+        precision = check_choice("compile", "precision", precision, tuple(PRECISIONS))
         self._compiled = {"optimizer": optimizer, "loss": loss_obj, "metrics": metric_objs,
-                          "learning_rate": learning_rate, "clipnorm": clipnorm, "clipvalue": clipvalue}
+                          "learning_rate": learning_rate, "clipnorm": clipnorm, "clipvalue": clipvalue,
+                          "precision": precision}
+        self.__dict__["_scaler"] = None
         self.optimizer = None
         if isinstance(optimizer, torch.optim.Optimizer) or self.built:
             self._ensure_optimizer()
@@ -240,8 +252,11 @@ class Model(nn.Module):
         if isinstance(c["optimizer"], torch.optim.Optimizer):
             lr = float(c["optimizer"].param_groups[0]["lr"])
         metrics = [m.spec for m in c["metrics"] if isinstance(m.spec, str)]
-        return {"optimizer": L.optimizer_name(c["optimizer"]), "loss": c["loss"].name, "metrics": metrics,
-                "learning_rate": lr, "clipnorm": c["clipnorm"], "clipvalue": c["clipvalue"]}
+        config = {"optimizer": L.optimizer_name(c["optimizer"]), "loss": c["loss"].name, "metrics": metrics,
+                  "learning_rate": lr, "clipnorm": c["clipnorm"], "clipvalue": c["clipvalue"]}
+        if c.get("precision", "fp32") != "fp32":  # configs of fp32 models read as before precision existed
+            config["precision"] = c["precision"]
+        return config
 
     def _compile_from_config(self, cfg: dict[str, Any]) -> None:
         if not cfg.get("optimizer") or not cfg.get("loss"):
@@ -250,7 +265,33 @@ class Model(nn.Module):
             return
         self.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg.get("metrics") or [],
                      learning_rate=cfg.get("learning_rate"), clipnorm=cfg.get("clipnorm"),
-                     clipvalue=cfg.get("clipvalue"))
+                     clipvalue=cfg.get("clipvalue"), precision=cfg.get("precision", "fp32"))
+
+    # ------------------------------------------------------------------ precision
+    def _precision(self) -> str:
+        return (self._compiled or {}).get("precision", "fp32")
+
+    def _autocast(self, device: torch.device | None = None):
+        """The autocast context of the compiled precision (a no-op for fp32)."""
+        dtype = PRECISIONS[self._precision()]
+        if dtype is None:
+            return contextlib.nullcontext()
+        device = device or self._device()
+        if dtype is torch.float16 and device.type != "cuda":
+            raise ValueError(f"fit: compile(precision='fp16') needs a CUDA GPU (float16 autocast with loss "
+                             f"scaling); the model is on {device.type}. On the CPU use precision='bf16'.")
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def _loss(self, loss_fn, out, yb, mask):
+        # The loss is computed in float32 from half-precision outputs: reductions and logs lose
+        # too much in 8 (bf16) or 11 (fp16) significant bits.
+        return loss_fn(_full(out), yb, mask)
+
+    def _train_forward(self, x):
+        """The training forward pass: through DistributedDataParallel when fit runs under torchrun."""
+        ddp = self.__dict__.get("_ddp")
+        with self._autocast(x.device):
+            return ddp(x) if ddp is not None else self._run(x)
 
     # ------------------------------------------------------------------ data
     def _batches(self, owner: str, x, y, batch_size, need_targets: bool):
@@ -319,6 +360,9 @@ class Model(nn.Module):
                 one output per step (``return_sequences=True``).
             resume_from: a ``ModelCheckpoint`` directory: restore weights, optimizer, epoch, history,
                 random state and callback counters, and continue until ``epochs``.
+
+        Under ``torchrun`` (``lstmkit train --nproc N``), ``fit`` trains data-parallel: see
+        :mod:`lstmkit.models.distributed`. ``batch_size`` is then per process.
         """
         compiled = self._require_compiled("fit")
         epochs = check_int("fit", "epochs", epochs, minimum=0)
@@ -365,6 +409,10 @@ class Model(nn.Module):
         if shuffle and self.stateful:
             warnings.warn("fit: shuffling the samples of a stateful model breaks the order its carried state "
                           "relies on; pass shuffle=False.", stacklevel=2)
+        if D.init_distributed() is not None:
+            train, val = self._shard(train, val, shuffle)
+            if not D.is_main_process():
+                verbose = 0
 
         history = History()
         cbs = sorted([history, *(callbacks or [])], key=lambda c: c.order)
@@ -383,6 +431,11 @@ class Model(nn.Module):
 
             initial_epoch = load_checkpoint(self, resume_from, cbs)
             logger.info("Resuming from %s after epoch %d.", os.fspath(resume_from), initial_epoch)
+        if self._precision() == "fp16" and self.__dict__.get("_scaler") is None:
+            self._autocast()  # raises on the CPU
+            self.__dict__["_scaler"] = torch.amp.GradScaler(self._device().type)
+        if D.active():
+            self.__dict__["_ddp"] = D.wrap(self)
 
         for cb in cbs:
             cb.on_train_begin()
@@ -391,6 +444,9 @@ class Model(nn.Module):
             for epoch in range(initial_epoch, epochs):
                 if reset_states == "epoch":
                     self.reset_states()
+                for batches in (train, val):
+                    if hasattr(batches, "set_epoch"):
+                        batches.set_epoch(epoch)
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
                 logs = self._train_epoch(train, epoch, epochs, shuffle, verbose, windows, reset_states, compiled,
@@ -400,6 +456,7 @@ class Model(nn.Module):
                 if self.stop_training:
                     break
         except _Diverged as err:
+            self.__dict__["_ddp"] = None
             for cb in cbs:
                 cb.on_train_end(logs)
             self._active_callbacks = []
@@ -410,10 +467,42 @@ class Model(nn.Module):
                 "Lower the learning rate, clip gradients (compile(..., clipnorm=1.0)), or check the data for NaN/inf.")
             error.history = history
             raise error from None
+        except BaseException:
+            self.__dict__["_ddp"] = None
+            raise
+        self.__dict__["_ddp"] = None
         for cb in cbs:
             cb.on_train_end(logs)
         self.__dict__["_active_callbacks"] = []
         return history
+
+    def _shard(self, train, val, shuffle):
+        """Each process's share of the training and validation batches (under torchrun)."""
+        world = D.world_size()
+        if D.device_for_rank().type == "cuda" and self._device().type != "cuda":
+            self.to(D.device_for_rank())
+        if self.stateful:
+            if shuffle:
+                raise ValueError("fit: a stateful model trained by several processes needs shuffle=False: each "
+                                 "process carries the state of its own streams from batch to batch.")
+            if isinstance(train, T.ArrayBatches) and train.n % (train.batch_size * world):
+                raise ValueError(
+                    f"fit: a stateful model trained by {world} processes needs a number of samples that is a "
+                    f"multiple of the global batch (`batch_size` {train.batch_size} x {world} processes = "
+                    f"{train.batch_size * world}), laid out as {train.batch_size * world} streams; got {train.n}.")
+        seed = D.broadcast_int(int(torch.initial_seed() % 2**31), "the start of fit (sharing the shuffle seed)")
+        if isinstance(train, T.ArrayBatches):
+            train = D.ShardedBatches(train, seed=seed, pad=True)
+        else:
+            train = D.shard_loader(train, "fit")
+        if isinstance(val, T.ArrayBatches):
+            val = D.ShardedBatches(val, seed=seed, pad=False)
+        elif val is not None:
+            val = D.shard_loader(val, "fit (validation_data)")
+        if D.is_main_process():
+            logger.info("distributed: %d processes x batch_size %d = %d samples per step",
+                        world, train_batch_size(train) or 0, (train_batch_size(train) or 0) * world)
+        return train, val
 
     def _train_epoch(self, train, epoch, epochs, shuffle, verbose, windows, reset_states, compiled, val, cbs):
         loss_fn, metrics = compiled["loss"], compiled["metrics"]
@@ -421,7 +510,6 @@ class Model(nn.Module):
             m.reset()
         if not self.training:
             self.train()
-        device = self._device()
         bar = None
         if verbose == 1:
             from tqdm.auto import tqdm
@@ -432,31 +520,20 @@ class Model(nn.Module):
         if windows is not None and not layers:
             raise ValueError("fit: `tbptt` needs a model with lstmkit recurrent layers (LSTM, GRU, SimpleRNN), "
                              "whose state it carries across chunks; this model has none.")
-        total, count = 0.0, 0
+        guard = D.collective_guard(f"epoch {epoch + 1}") if D.active() else contextlib.nullcontext()
         try:
-            for i, (xb, yb) in enumerate(train.iterate(shuffle)):
-                xb, yb = self._to_device(xb, device), self._to_device(yb, device)
-                if reset_states == "batch":
-                    self.reset_states()
-                where = f"epoch {epoch + 1}, batch {i + 1}"
-                if windows is None:
-                    value, n = self._train_step(xb, yb, loss_fn, metrics, where)
-                else:
-                    value, n = self._train_tbptt(xb, yb, windows, layers, loss_fn, metrics, where)
-                total += value * n
-                count += n
-                for cb in cbs:
-                    cb.on_train_batch_end(i, {"loss": value})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
-            logs = {"loss": total / max(count, 1)}
-            for m in metrics:
-                logs[m.name] = m.result()
-            if val is not None:
-                saved = T.get_states(T.state_layers(self))
-                logs.update({f"val_{k}": v for k, v in self._evaluate_batches(val, compiled).items()})
-                T.set_states(T.state_layers(self), saved)
+            with guard:
+                total, count = self._train_batches(train, epoch, shuffle, windows, layers, reset_states, loss_fn,
+                                                   metrics, cbs, bar)
+                if isinstance(train, (D.ShardedBatches, D.LoaderShard)):
+                    total, count = self._reduce_epoch(total, count, metrics, f"the end of epoch {epoch + 1}")
+                logs = {"loss": total / max(count, 1)}
+                for m in metrics:
+                    logs[m.name] = m.result()
+                if val is not None:
+                    saved = T.get_states(T.state_layers(self))
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_batches(val, compiled).items()})
+                    T.set_states(T.state_layers(self), saved)
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=True)
             elif verbose == 2:
@@ -467,15 +544,57 @@ class Model(nn.Module):
             if bar is not None:
                 bar.close()
 
+    def _train_batches(self, train, epoch, shuffle, windows, layers, reset_states, loss_fn, metrics, cbs, bar):
+        """One pass over this process's training batches: the sample-weighted loss sum and the count."""
+        device = self._device()
+        total, count = 0.0, 0
+        for i, (xb, yb) in enumerate(train.iterate(shuffle)):
+            xb, yb = self._to_device(xb, device), self._to_device(yb, device)
+            if reset_states == "batch":
+                self.reset_states()
+            where = f"epoch {epoch + 1}, batch {i + 1}"
+            if windows is None:
+                value, n = self._train_step(xb, yb, loss_fn, metrics, where)
+            else:
+                value, n = self._train_tbptt(xb, yb, windows, layers, loss_fn, metrics, where)
+            total += value * n
+            count += n
+            for cb in cbs:
+                cb.on_train_batch_end(i, {"loss": value})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
+        return total, count
+
+    @staticmethod
+    def _reduce_epoch(total, count, metrics, where):
+        """Sum the loss and every metric's running sums over the processes (under torchrun)."""
+        sums = D.all_reduce_sum([total, count, *(v for m in metrics for v in (m._total, m._count))], where)
+        for k, m in enumerate(metrics):
+            m._total, m._count = sums[2 + 2 * k], sums[3 + 2 * k]
+        return sums[0], sums[1]
+
     def _step(self, loss: torch.Tensor, where: str) -> float:
-        """Back-propagate ``loss`` and update, unless the loss or the gradient is not finite."""
+        """Back-propagate ``loss`` and update, unless the loss or the gradient is not finite.
+
+        Under torchrun the loss is first averaged over the processes, so that all of them see
+        the same value and stop together if it is not finite (DDP would otherwise wait forever
+        for the gradients of a process that stopped).
+        """
         value = loss.detach().item()
+        if D.active() and D.world_size() > 1:
+            value = D.all_reduce_sum([value], where)[0] / D.world_size()
         if not math.isfinite(value):
             raise _Diverged(value, where)
         c = self._compiled
         opt = self.optimizer
+        scaler = self.__dict__.get("_scaler")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if c["clipvalue"] is not None:
             torch.nn.utils.clip_grad_value_(params, c["clipvalue"])
@@ -483,6 +602,11 @@ class Model(nn.Module):
             norm = torch.nn.utils.clip_grad_norm_(params, c["clipnorm"])
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros(())
+        if scaler is not None:
+            # float16 gradients overflow now and then: the scaler skips that step and lowers its scale.
+            scaler.step(opt)
+            scaler.update()
+            return value
         if not torch.isfinite(norm):
             opt.zero_grad(set_to_none=True)
             raise _Diverged(float(norm), where + " (gradient)")
@@ -490,10 +614,10 @@ class Model(nn.Module):
         return value
 
     def _train_step(self, xb, yb, loss_fn, metrics, where):
-        out, mask = self._run(xb)
-        value = self._step(loss_fn(out, yb, mask), where)
+        out, mask = self._train_forward(xb)
+        value = self._step(self._loss(loss_fn, out, yb, mask), where)
         if metrics:
-            detached = out.detach()
+            detached = _full(out.detach())
             for m in metrics:
                 m.update(detached, yb, mask)
         return value, xb.shape[0]
@@ -515,11 +639,11 @@ class Model(nn.Module):
                 if start != snap_at:
                     # Advance the saved state to `start` with the current weights, without gradient.
                     T.set_states(layers, snapshot)
-                    with torch.no_grad():
+                    with torch.no_grad(), self._autocast(xb.device):
                         self._run(xb[:, snap_at:start])
                     snapshot, snap_at = T.get_states(layers), start
                 T.set_states(layers, snapshot)
-                out, mask = self._run(xb[:, start:end])
+                out, mask = self._train_forward(xb[:, start:end])
                 if out.dim() < 3 or out.shape[1] != end - start:
                     raise ValueError(f"fit: `tbptt` needs a model that returns one output per time step, shape "
                                      f"(batch, time, ...); on a chunk of {end - start} steps it returned "
@@ -528,12 +652,13 @@ class Model(nn.Module):
                 out_new = out[:, -new:]
                 mask_new = None if mask is None else mask[:, -new:]
                 y_new = yb[:, prev_end:end]
-                value = self._step(loss_fn(out_new, y_new, mask_new), f"{where}, steps {prev_end + 1}-{end}")
+                value = self._step(self._loss(loss_fn, out_new, y_new, mask_new),
+                                   f"{where}, steps {prev_end + 1}-{end}")
                 if k1 == k2:  # the next window starts here: carry this forward pass's final state
                     snapshot, snap_at = T.get_states(layers), end
                 if metrics:
                     for m in metrics:
-                        m.update(out_new.detach(), y_new, mask_new)
+                        m.update(_full(out_new.detach()), y_new, mask_new)
                 total += value * new
                 count += new
                 prev_end = end
@@ -554,13 +679,17 @@ class Model(nn.Module):
             with torch.no_grad():
                 for xb, yb in batches.iterate(False):
                     xb, yb = self._to_device(xb, device), self._to_device(yb, device)
-                    out, mask = self._run(xb)
+                    with self._autocast(device):
+                        out, mask = self._run(xb)
+                    out = _full(out)
                     total += float(loss_fn(out, yb, mask)) * xb.shape[0]
                     count += xb.shape[0]
                     for m in metrics:
                         m.update(out, yb, mask)
         finally:
             self.train(was_training)
+        if isinstance(batches, (D.ShardedBatches, D.LoaderShard)):
+            total, count = self._reduce_epoch(total, count, metrics, "validation")
         result = {"loss": total / max(count, 1)}
         for m in metrics:
             result[m.name] = m.result()
@@ -603,7 +732,7 @@ class Model(nn.Module):
         self.eval()
         device = self._device()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast(device):
                 for xb, _ in batches.iterate(False):
                     outputs.append(self._run(self._to_device(xb, device))[0].float().cpu())
         finally:
@@ -656,3 +785,8 @@ class Model(nn.Module):
 
 def train_batch_size(batches) -> int | None:
     return getattr(batches, "batch_size", None)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast) as float32; anything else as it is."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
