@@ -5,8 +5,14 @@ For each size (batch, time, input, hidden) it times the forward pass and the tra
 
 - torch.nn.LSTM (the anchor: every other row is printed as a ratio to it),
 - lstmkit's vanilla LSTM through the native, fused and reference paths,
-- lstmkit's fused path for the peephole, cifg and layernorm variants and the GRU,
-- torch.nn.GRU, for the GRU's engine choice.
+- lstmkit's fused path for the peephole, cifg, layernorm and lstm1997 variants and the GRU,
+- torch.nn.GRU, for the GRU's engine choice,
+- Keras 3 (whatever backend it is configured with) where it is installed.
+
+Columns: forward and train-step (forward + backward) time, each as a ratio to torch.nn.LSTM;
+achieved GFLOP/s of the train step (2*B*T*(I+H)*4H per forward, 3x for forward + backward; only
+meaningful for the four-gate LSTM rows); and the activation memory kept for the backward pass,
+in bytes per time step (tensors saved by autograd, or by the fused kernel).
 
 Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all]``.
 Timings are medians over the repeats after one warm-up call; the table says how many threads.
@@ -58,12 +64,56 @@ def candidates(I: int, H: int):
     for engine in ("native", "fused", "reference"):
         rows.append((f"LSTM vanilla {engine}",
                      lambda e=engine: LSTM(H, input_size=I, return_sequences=True, engine=e), False))
-    for variant in ("peephole", "cifg", "layernorm"):
+    for variant in ("peephole", "cifg", "layernorm", "lstm1997"):
         rows.append((f"LSTM {variant} fused",
                      lambda v=variant: LSTM(H, variant=v, input_size=I, return_sequences=True, engine="fused"), False))
     rows.append(("GRU fused", lambda: GRU(H, input_size=I, return_sequences=True, engine="fused"), False))
     rows.append(("torch.nn.GRU", lambda: nn.GRU(I, H, batch_first=True), True))
     return rows
+
+
+def saved_bytes(module, x, torch_module: bool) -> int:
+    """Bytes of activations kept for the backward pass of one forward call."""
+    seen = {}
+
+    def pack(t):
+        seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(x)
+    y = out[0] if torch_module else out
+    total = sum(seen.values())
+    node = y.grad_fn
+    # lstmkit's fused kernels keep their per-step activations on the autograd node itself
+    stack, visited = [node], set()
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in visited:
+            continue
+        visited.add(id(n))
+        saved = getattr(n, "saved", None)
+        if isinstance(saved, dict):
+            for value in saved.values():
+                values = value if isinstance(value, (list, tuple)) else [value]
+                total += sum(v.numel() * v.element_size() for v in values if isinstance(v, torch.Tensor))
+        stack.extend(f for f, _ in getattr(n, "next_functions", ()))
+    return total
+
+
+def keras_train_step(B, T, I, H):
+    """A Keras 3 LSTM train step as a callable, or None if Keras is not installed."""
+    try:
+        import keras
+    except Exception:
+        return None
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((T, I)), keras.layers.LSTM(H, return_sequences=True)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x = np.random.rand(B, T, I).astype("float32")
+    y = np.zeros((B, T, H), dtype="float32")
+    return lambda: model.train_on_batch(x, y)
 
 
 def main(argv=None) -> int:
@@ -81,8 +131,8 @@ def main(argv=None) -> int:
           f"median of {args.repeats}, {platform.processor() or platform.machine()}")
     print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
     print()
-    print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio |")
-    print("|---|---|---|---|---|---|")
+    print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio | GFLOP/s | saved bytes/step |")
+    print("|---|---|---|---|---|---|---|---|")
     for B, T, I, H in sizes:
         x = torch.randn(B, T, I)
         anchor = None
@@ -95,8 +145,17 @@ def main(argv=None) -> int:
             t_fwd, t_train = timed(fwd, args.repeats), timed(train, args.repeats)
             if anchor is None:
                 anchor = (t_fwd, t_train)
+            flops = 3 * 2 * B * T * (I + H) * 4 * H
+            mem = saved_bytes(module, x, is_torch) // T
             print(f"| ({B}, {T}, {I}, {H}) | {label} | {t_fwd * 1e3:.2f} | {t_fwd / anchor[0]:.2f}x "
-                  f"| {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x |", flush=True)
+                  f"| {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | {flops / t_train / 1e9:.0f} "
+                  f"| {mem:,} |", flush=True)
+        keras_step = keras_train_step(B, T, I, H)
+        if keras_step is None:
+            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 | not installed | | | | | |")
+        else:
+            t_train = timed(keras_step, args.repeats)
+            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | | |")
     return 0
 
 

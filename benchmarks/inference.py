@@ -1,0 +1,119 @@
+"""Inference latency: one streaming step, and the overhead of ``predict`` over the raw kernel.
+
+Rows, measured in one run:
+
+- one step of a stateful LSTM(64), batch 1 (``x (1, 1, 1)``): ``torch.nn.LSTM`` (the anchor),
+  ``torch.nn.LSTMCell``, lstmkit's ``LSTM(stateful=True)`` layer, a peephole variant, and Keras 3
+  where it is installed;
+- ``predict`` on a whole batch: ``Sequential([LSTM(64), Dense(1)]).predict(x)`` against calling
+  ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad``; the difference is lstmkit's per-call
+  overhead.
+
+Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import lstmkit
+from lstmkit.layers import LSTM, Dense
+
+
+def per_call_us(fn, calls: int = 2000, rounds: int = 5) -> float:
+    for _ in range(200):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(samples)
+
+
+def keras_step_us():
+    try:
+        import keras  # noqa: F401
+    except Exception:
+        return None
+    import keras
+
+    layer = keras.layers.LSTM(64, stateful=True)
+    model = keras.Sequential([keras.Input(batch_shape=(1, 1, 1)), layer])
+    x = np.zeros((1, 1, 1), dtype="float32")
+    return per_call_us(lambda: model(x, training=False), calls=200)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"# inference benchmark: torch {torch.__version__}, lstmkit {lstmkit.__version__}, "
+          f"{args.threads} thread(s), float32; microseconds per call (median)")
+    print()
+    print("| one streaming step, LSTM(64), batch 1 | us per step | ratio to torch.nn.LSTM |")
+    print("|---|---|---|")
+    x = torch.randn(1, 1, 1)
+    rows = []
+    with torch.no_grad():
+        torch_lstm = nn.LSTM(1, 64, batch_first=True)
+        state = None
+
+        def torch_step():
+            nonlocal state
+            _, state = torch_lstm(x, state)
+
+        rows.append(("torch.nn.LSTM (state passed back in)", per_call_us(torch_step)))
+        cell = nn.LSTMCell(1, 64)
+        cell_state = None
+
+        def cell_step():
+            nonlocal cell_state
+            cell_state = cell(x[:, 0], cell_state)
+
+        rows.append(("torch.nn.LSTMCell", per_call_us(cell_step)))
+        ours = LSTM(64, input_size=1, stateful=True).eval()
+        rows.append(("lstmkit LSTM(stateful=True)", per_call_us(lambda: ours(x))))
+        peephole = LSTM(64, variant="peephole", input_size=1, stateful=True).eval()
+        rows.append(("lstmkit LSTM(variant='peephole', stateful=True)", per_call_us(lambda: peephole(x))))
+    keras_us = keras_step_us()
+    rows.append(("Keras 3 LSTM(stateful=True)", keras_us))
+    anchor = rows[0][1]
+    for label, us in rows:
+        if us is None:
+            print(f"| {label} | not installed | |")
+        else:
+            print(f"| {label} | {us:.1f} | {us / anchor:.2f}x |")
+
+    print()
+    print("| predict on a batch, LSTM(64) + Dense(1) | raw torch us | lstmkit predict us | overhead us |")
+    print("|---|---|---|---|")
+    for B, T in ((1, 10), (32, 50), (256, 50)):
+        xb = torch.randn(B, T, 1)
+        model = lstmkit.Sequential([LSTM(64), Dense(1)], input_shape=(T, 1))
+        raw_lstm = nn.LSTM(1, 64, batch_first=True)
+        raw_dense = nn.Linear(64, 1)
+
+        def raw():
+            with torch.no_grad():
+                y, _ = raw_lstm(xb)
+                return raw_dense(y[:, -1]).numpy()
+
+        t_raw = per_call_us(raw, calls=300)
+        t_ours = per_call_us(lambda: model.predict(xb, batch_size=B), calls=300)
+        print(f"| B={B}, T={T} | {t_raw:.1f} | {t_ours:.1f} | {t_ours - t_raw:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
