@@ -771,6 +771,17 @@ class Model(nn.Module):
 
         return save_model(self, path)
 
+    def export(self, path: str | os.PathLike, *, opset: int = 17) -> str:
+        """Write the model for serving: ``"model.onnx"`` (ONNX) or ``"model.pt"`` (TorchScript).
+
+        The exported function maps ``x`` (any batch size and sequence length) and, optionally,
+        every recurrent layer's state to ``(y, final states)``: see :mod:`lstmkit.models.export`.
+        Layers it cannot express raise ``lstmkit.models.export.ExportError`` naming the layer.
+        """
+        from lstmkit.models.export import export_model
+
+        return export_model(self, path, opset=opset)
+
     def load_weights(self, path: str | os.PathLike) -> None:
         """Load the weights saved by ``save(path)`` into this (built) model, checking names and shapes."""
         from lstmkit.models.saving import WEIGHTS_FILE, _read_tensors, load_weights_into
