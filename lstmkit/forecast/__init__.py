@@ -13,7 +13,7 @@ Names are imported on first use, so that the ``lstmkit`` command (which register
 import importlib
 
 _WHERE = {
-    "BacktestResult": "backtest", "backtest": "backtest", "select": "backtest",
+    "BacktestResult": "evaluation", "backtest": "evaluation", "select": "evaluation",
     "BASELINES": "baselines", "drift": "baselines", "mean": "baselines", "naive": "baselines",
     "seasonal_naive": "baselines",
     "STRATEGIES": "forecaster", "Forecaster": "forecaster", "infer_season": "forecaster",

@@ -8,8 +8,8 @@ Each function takes the observed history (oldest first) and returns the next ``h
 - ``mean``: the mean of the history.
 
 >>> history = [10.0, 12.0, 11.0, 15.0]
->>> naive(history, 2).tolist(), drift(history, 2).tolist(), mean(history, 1).tolist()
-([15.0, 15.0], [16.666666666666668, 18.333333333333336], [12.0])
+>>> naive(history, 2).tolist(), drift(history, 2).round(3).tolist(), mean(history, 1).tolist()
+([15.0, 15.0], [16.667, 18.333], [12.0])
 >>> seasonal_naive([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 4, season=3).tolist()
 [4.0, 5.0, 6.0, 4.0]
 """

@@ -64,6 +64,7 @@ def main(args) -> int:
 
 def _read_csv(path: str, target: str | None, time_column: str | None, covariates: list[str]):
     """The CSV as a DataFrame of floats (target first, then covariates), indexed by time or row."""
+    import numpy as np
     import pandas as pd
 
     if not os.path.isfile(path):
@@ -88,9 +89,9 @@ def _read_csv(path: str, target: str | None, time_column: str | None, covariates
     for name in [target, *[c for c in covariates if c != target]]:
         text = raw[name].str.strip()
         numbers = pd.to_numeric(text, errors="coerce")
-        bad = numbers.isna() | ~numbers.apply(lambda v: pd.notna(v) and abs(v) != float("inf"))
+        bad = ~np.isfinite(numbers.to_numpy(dtype=float))  # text, empty cells, inf
         if bad.any():
-            row = int(bad.to_numpy().argmax())
+            row = int(bad.argmax())
             what = "is empty" if text.iloc[row] == "" else f"has {text.iloc[row]!r}, not a number"
             raise InputError(f"{path}: column {name!r} {what} at line {row + 2} (data row {row + 1}).")
         frame[name] = numbers.astype(float)
@@ -191,10 +192,7 @@ def job(frame, target, *, horizon: int | None = None, lookback: int | None = Non
         and ``run_k`` columns, future dates), ``differencing``, ``horizon``, ``lookback``,
         ``season``, ``test_size``, ``selection`` (inner scores or None), ``seconds``.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from lstmkit.forecast import Forecaster, backtest, infer_season, select
+    from lstmkit.forecast.forecaster import infer_season  # light: no torch until a network is built
 
     started = time.perf_counter()
     season = season or infer_season(frame.index)
@@ -209,6 +207,11 @@ def job(frame, target, *, horizon: int | None = None, lookback: int | None = Non
         raise InputError(f"{where}: {len(frame)} rows is too few: lookback {lookback} + horizon {horizon} + "
                          f"differencing + backtest {test_size} + at least 8 training windows need {needed}. "
                          f"Use a smaller --lookback, --horizon or --test-size.")
+    import torch
+    from tqdm.auto import tqdm
+
+    from lstmkit.forecast import Forecaster, backtest, select
+
     # Small networks: one thread is faster than two, and far steadier on a shared machine.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -131,7 +131,7 @@ def backtest(forecaster: Forecaster, series, *, test_size: int | None = None, st
     >>> import numpy as np, pandas as pd
     >>> t = pd.period_range("2000-01", periods=72, freq="M")
     >>> y = pd.Series(50 + 10 * np.sin(np.arange(72) * np.pi / 6), index=t)
-    >>> result = backtest(Forecaster(lookback=12, horizon=6, epochs=10), y, test_size=12)
+    >>> result = backtest(Forecaster(lookback=12, horizon=6, epochs=2), y, test_size=12)
     >>> list(result.metrics.index)
     ['lstm', 'naive', 'seasonal_naive', 'drift', 'mean']
     >>> bool(result.metrics.loc["seasonal_naive", "RMSE"] < 1e-9)  # an exact cycle repeats itself
