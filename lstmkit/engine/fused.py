@@ -332,7 +332,7 @@ def _needs_grad(x, state, params):
 # compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
 
 # Largest B * (gate rows) for which the compiled loop beats torch ops (docs/performance.md).
-JIT_MAX_WORK = 4096
+JIT_MAX_WORK = 8192
 JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
 
 
@@ -385,7 +385,8 @@ def _lstm_forward_jit(v, p, proj, zx, mask, rmask, h0, c0, save):
     S["cc_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
     S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
     S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
-    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"]), opt("weight_hr", 2), opt("weight_ci", 1),
+    W_hrT = _np(p["weight_hr"].t()) if proj else _dummy(2, npdt)
+    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"].t()), W_hrT, opt("weight_ci", 1),
                      opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
                      opt("ln_c_bias", 1), S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
                      S["gates"].numpy(), S["c_all"].numpy(), S["tc"].numpy(), S["h_in"].numpy(), S["hr"].numpy(),
@@ -433,7 +434,9 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
          "n": full(), "h_prev": full(), "h_in": full(), "hn": full(),
          "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
          "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
-    jit.gru_forward(reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh), _np(b_hh),
+    H2 = 2 * h0.shape[1]
+    jit.gru_forward(reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh[:H2].t()),
+                    _np(W_hh[H2:].t()), _np(b_hh),
                     S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(), S["n"].numpy(),
                     S["h_prev"].numpy(), S["h_in"].numpy(), S["hn"].numpy(), save)
     return y, h, S
@@ -446,7 +449,8 @@ def _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh):
     dZx = torch.empty(B, T, 3 * H, dtype=dt)
     dZh_rz = torch.empty(B, T, 2 * H, dtype=dt)
     dZh_n = torch.empty(B, T, H, dtype=dt)
-    jit.gru_backward(reset_after, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh),
+    jit.gru_backward(reset_after, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh[:2 * H]),
+                     _np(W_hh[2 * H:]),
                      S["mask"], S["rmask"], S["r"].numpy(), S["z"].numpy(), S["n"].numpy(), S["h_prev"].numpy(),
                      S["h_in"].numpy(), S["hn"].numpy(), dZx.numpy(), dZh_rz.numpy(), dZh_n.numpy())
     # for reset_after=False the kernel saved r * h_in in "hn": the input of the n block's product

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
+# The per-step products are small; BLAS threads only add synchronisation to each of them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 try:  # pragma: no cover - exercised through AVAILABLE
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls this BLAS)
     from numba import njit
 
     AVAILABLE = True
-except Exception:  # numba missing or broken on this platform
+except Exception:  # numba or scipy missing or broken on this platform
     AVAILABLE = False
 
     def njit(*args, **kwargs):
@@ -79,38 +84,33 @@ def _ln_back(d, xhat, rstd, out, n):
         out[j] = rstd * (d[j] - m1 - xhat[j] * m2)
 
 
+
 @njit(cache=True, fastmath=True, nogil=True)
-def lstm_forward(cfg, zx, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, mask, rmask, h, c,
+def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, mask, rmask, h, c,
                  y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, save):
-    """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases; ``h``
-    and ``c`` are updated in place to the final state; ``y (B, T, P)`` receives the outputs."""
+    """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases;
+    ``W_hhT (P, GH)`` and ``W_hrT (H, P)`` are the transposed recurrent and projection weights;
+    ``h (B, P)`` and ``c (B, H)`` are updated in place to the final state; ``y (B, T, P)``
+    receives the outputs."""
     B, T, GH = zx.shape
-    P = W_hh.shape[1]
+    P = W_hhT.shape[0]
     H = c.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     dt = zx.dtype
-    h_in = np.empty(P, dt)
-    z = np.empty(GH, dt)
-    cn = np.empty(H, dt)
+    h_in = np.empty((B, P), dt)
+    cn = np.empty((B, H), dt)
     cc = np.empty(H, dt)
-    hr = np.empty(H, dt)
+    hr = np.zeros((B, H), dt)
     ov = np.empty(H, dt)
     for t in range(T):
         for b in range(B):
-            if cfg[MASK] and not mask[b, t]:
-                for k in range(P):
-                    y[b, t, k] = 0.0
-                if save:
-                    for j in range(H):
-                        c_all[b, t + 1, j] = c[b, j]
-                continue
             for k in range(P):
-                h_in[k] = h[b, k] * rmask[b, k] if cfg[RMASK] else h[b, k]
-            for j in range(GH):
-                s = 0.0
-                for k in range(P):
-                    s += W_hh[j, k] * h_in[k]
-                z[j] = s
+                h_in[b, k] = h[b, k] * rmask[b, k] if cfg[RMASK] else h[b, k]
+        zh = np.dot(h_in, W_hhT)  # (B, GH): the whole batch's recurrent product, one BLAS call
+        for b in range(B):
+            if cfg[MASK] and not mask[b, t]:
+                continue
+            z = zh[b]
             if cfg[LN]:
                 r = _ln_rows(z, GH)
                 if save:
@@ -150,7 +150,7 @@ def lstm_forward(cfg, zx, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b,
                     o = _sigmoid(zo)
                 else:
                     o = 1.0
-                cn[j] = cj
+                cn[b, j] = cj
                 cc[j] = cj
                 ov[j] = o
                 if save:
@@ -168,30 +168,33 @@ def lstm_forward(cfg, zx, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b,
                     cc[j] = cc[j] * ln_c_w[j] + ln_c_b[j]
             for j in range(H):
                 tc = math.tanh(cc[j]) if cfg[TANH_OUT] else cc[j]
-                hr[j] = ov[j] * tc
+                hr[b, j] = ov[j] * tc
                 if save:
                     tc_all[b, t, j] = tc
-            if cfg[PROJ]:
+        if cfg[PROJ]:
+            h_new = np.dot(hr, W_hrT)  # (B, P)
+        else:
+            h_new = hr
+        for b in range(B):
+            if cfg[MASK] and not mask[b, t]:
                 for k in range(P):
-                    s = 0.0
-                    for j in range(H):
-                        s += W_hr[k, j] * hr[j]
-                    h[b, k] = s
-                    y[b, t, k] = s
+                    y[b, t, k] = 0.0
                 if save:
                     for j in range(H):
-                        hr_all[b, t, j] = hr[j]
-            else:
-                for k in range(P):
-                    h[b, k] = hr[k]
-                    y[b, t, k] = hr[k]
+                        c_all[b, t + 1, j] = c[b, j]
+                continue
+            for k in range(P):
+                h[b, k] = h_new[b, k]
+                y[b, t, k] = h_new[b, k]
             for j in range(H):
-                c[b, j] = cn[j]
+                c[b, j] = cn[b, j]
             if save:
                 for k in range(P):
-                    h_in_all[b, t, k] = h_in[k]
+                    h_in_all[b, t, k] = h_in[b, k]
                 for j in range(H):
-                    c_all[b, t + 1, j] = cn[j]
+                    c_all[b, t + 1, j] = cn[b, j]
+                    if cfg[PROJ]:
+                        hr_all[b, t, j] = hr[b, j]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -206,42 +209,33 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
     H = dc.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     dt = dy.dtype
-    dhn = np.empty(P, dt)
-    dhr = np.empty(H, dt)
+    dhn = np.empty((B, P), dt)
+    src = np.empty((B, GH), dt)
     dcc = np.empty(H, dt)
     tmp = np.empty(max(H, GH), dt)
     dzo = np.empty(H, dt)
-    acc = np.empty(P, dt)
     for t in range(T - 1, -1, -1):
+        for b in range(B):
+            live = not cfg[MASK] or mask[b, t]
+            for k in range(P):
+                dhn[b, k] = dh[b, k] + dy[b, t, k] if live else 0.0
+                if cfg[PROJ]:
+                    dH_new[b, t, k] = dhn[b, k]
+        dhr = np.dot(dhn, W_hr) if cfg[PROJ] else dhn  # (B, H)
         for b in range(B):
             if cfg[MASK] and not mask[b, t]:
                 for j in range(GH):
                     dZ[b, t, j] = 0.0
+                    src[b, j] = 0.0
                     if cfg[LN]:
                         dZh[b, t, j] = 0.0
-                if cfg[PROJ]:
-                    for k in range(P):
-                        dH_new[b, t, k] = 0.0
                 continue
-            for k in range(P):
-                dhn[k] = dh[b, k] + dy[b, t, k]
-            if cfg[PROJ]:
-                for j in range(H):
-                    dhr[j] = 0.0
-                for k in range(P):
-                    dH_new[b, t, k] = dhn[k]
-                    s = dhn[k]
-                    for j in range(H):
-                        dhr[j] += W_hr[k, j] * s
-            else:
-                for j in range(H):
-                    dhr[j] = dhn[j]
             for j in range(H):
                 o = gates[b, t, 3, j]
                 tc = tc_all[b, t, j]
-                dtc = dhr[j] * o
+                dtc = dhr[b, j] * o
                 dcc[j] = dtc * (1.0 - tc * tc) if cfg[TANH_OUT] else dtc
-                dzo[j] = dhr[j] * tc * o * (1.0 - o)
+                dzo[j] = dhr[b, j] * tc * o * (1.0 - o)
             if cfg[LN]:
                 for j in range(H):
                     dln_c_b[j] += dcc[j]
@@ -283,132 +277,119 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                     dln_hh[j] += dZ[b, t, j] * zh_xhat[b, t, j]
                     tmp[j] = dZ[b, t, j] * ln_hh_w[j]
                 _ln_back(tmp, zh_xhat[b, t], zh_rstd[b, t], dZh[b, t], GH)
-                src = dZh[b, t]
+                for j in range(GH):
+                    src[b, j] = dZh[b, t, j]
             else:
-                src = dZ[b, t]
+                for j in range(GH):
+                    src[b, j] = dZ[b, t, j]
+        dh_in = np.dot(src, W_hh)  # (B, P): the whole batch's recurrent gradient, one BLAS call
+        for b in range(B):
+            if cfg[MASK] and not mask[b, t]:
+                continue  # a skipped step passes dh and dc through unchanged
             for k in range(P):
-                acc[k] = 0.0
-            for j in range(GH):
-                s = src[j]
-                for k in range(P):
-                    acc[k] += W_hh[j, k] * s
-            for k in range(P):
-                dh[b, k] = acc[k] * rmask[b, k] if cfg[RMASK] else acc[k]
+                dh[b, k] = dh_in[b, k] * rmask[b, k] if cfg[RMASK] else dh_in[b, k]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def gru_forward(reset_after, has_mask, has_rmask, zx, W_hh, b_hh, mask, rmask, h,
+def gru_forward(reset_after, has_mask, has_rmask, zx, W_rzT, W_nT, b_hh, mask, rmask, h,
                 y, r_all, z_all, n_all, hp_all, h_in_all, hn_all, save):
-    """GRU forward recurrence; ``zx (B, T, 3H)`` includes ``bias_ih``; ``h`` updated in place.
+    """GRU forward recurrence; ``zx (B, T, 3H)`` includes ``bias_ih``; ``W_rzT (H, 2H)`` and
+    ``W_nT (H, H)`` are the transposed recurrent weights; ``h`` is updated in place.
     ``hn_all`` saves ``W_hn h_in + b_hn`` (reset_after) or ``r * h_in`` (otherwise)."""
     B, T, H3 = zx.shape
     H = H3 // 3
     dt = zx.dtype
-    h_in = np.empty(H, dt)
-    hh = np.empty(H3, dt)
-    rh = np.empty(H, dt)
+    h_in = np.empty((B, H), dt)
+    rh = np.empty((B, H), dt)
     for t in range(T):
+        for b in range(B):
+            for k in range(H):
+                h_in[b, k] = h[b, k] * rmask[b, k] if has_rmask else h[b, k]
+        hrz = np.dot(h_in, W_rzT)  # (B, 2H)
+        for b in range(B):
+            for j in range(H):
+                r = _sigmoid(zx[b, t, j] + hrz[b, j] + b_hh[j])
+                z = _sigmoid(zx[b, t, H + j] + hrz[b, H + j] + b_hh[H + j])
+                r_all[b, t, j] = r
+                z_all[b, t, j] = z
+                rh[b, j] = r * h_in[b, j]
+        hn = np.dot(h_in if reset_after else rh, W_nT)  # (B, H)
         for b in range(B):
             if has_mask and not mask[b, t]:
                 for k in range(H):
                     y[b, t, k] = 0.0
                 continue
-            for k in range(H):
-                h_in[k] = h[b, k] * rmask[b, k] if has_rmask else h[b, k]
-            rows = H3 if reset_after else 2 * H
-            for j in range(rows):
-                s = b_hh[j]
-                for k in range(H):
-                    s += W_hh[j, k] * h_in[k]
-                hh[j] = s
             for j in range(H):
-                r = _sigmoid(zx[b, t, j] + hh[j])
-                z = _sigmoid(zx[b, t, H + j] + hh[H + j])
-                r_all[b, t, j] = r
-                z_all[b, t, j] = z
-                rh[j] = r * h_in[j]
-            if not reset_after:
-                for j in range(H):
-                    s = b_hh[2 * H + j]
-                    for k in range(H):
-                        s += W_hh[2 * H + j, k] * rh[k]
-                    hh[2 * H + j] = s
-            for j in range(H):
+                u = hn[b, j] + b_hh[2 * H + j]
                 r = r_all[b, t, j]
-                if reset_after:
-                    n = math.tanh(zx[b, t, 2 * H + j] + r * hh[2 * H + j])
-                else:
-                    n = math.tanh(zx[b, t, 2 * H + j] + hh[2 * H + j])
+                n = math.tanh(zx[b, t, 2 * H + j] + (r * u if reset_after else u))
                 hp = h[b, j]
-                hn = n + z_all[b, t, j] * (hp - n)
+                y[b, t, j] = n + z_all[b, t, j] * (hp - n)
                 if save:
                     n_all[b, t, j] = n
                     hp_all[b, t, j] = hp
-                    h_in_all[b, t, j] = h_in[j]
-                    hn_all[b, t, j] = hh[2 * H + j] if reset_after else rh[j]
-                y[b, t, j] = hn
+                    h_in_all[b, t, j] = h_in[b, j]
+                    hn_all[b, t, j] = u if reset_after else rh[b, j]
             for j in range(H):
                 h[b, j] = y[b, t, j]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_hh, mask, rmask,
+def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmask,
                  r_all, z_all, n_all, hp_all, h_in_all, hn_all, dZx, dZh_rz, dZh_n):
     """GRU backward sweep: fills the per-step gradients wrt the input pre-activations ``dZx``,
     the recurrent ``r, z`` pre-activations ``dZh_rz`` and the ``n`` block ``dZh_n``; leaves the
-    gradient wrt the initial state in ``dh``."""
+    gradient wrt the initial state in ``dh``. ``W_rz (2H, H)``, ``W_n (H, H)``."""
     B, T, H = dy.shape
     dt = dy.dtype
-    acc = np.empty(H, dt)
-    drh = np.empty(H, dt)
+    src_rz = np.empty((B, 2 * H), dt)
+    src_n = np.empty((B, H), dt)
+    direct = np.empty((B, H), dt)
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            if has_mask and not mask[b, t]:
-                for j in range(3 * H):
-                    dZx[b, t, j] = 0.0
-                for j in range(2 * H):
-                    dZh_rz[b, t, j] = 0.0
-                for j in range(H):
-                    dZh_n[b, t, j] = 0.0
-                continue
+            live = not has_mask or mask[b, t]
             for j in range(H):
+                if not live:
+                    dZx[b, t, H + j] = 0.0
+                    dZx[b, t, 2 * H + j] = 0.0
+                    src_n[b, j] = 0.0
+                    continue
                 dhn = dh[b, j] + dy[b, t, j]
                 z = z_all[b, t, j]
                 n = n_all[b, t, j]
-                dzz = dhn * (hp_all[b, t, j] - n) * z * (1.0 - z)
+                dZx[b, t, H + j] = dhn * (hp_all[b, t, j] - n) * z * (1.0 - z)
                 dzn = dhn * (1.0 - z) * (1.0 - n * n)
-                dZx[b, t, H + j] = dzz
                 dZx[b, t, 2 * H + j] = dzn
-                dZh_rz[b, t, H + j] = dzz
-                dh[b, j] = dhn * z  # the direct path; the gate paths are added below
-            if not reset_after:
-                for k in range(H):
-                    drh[k] = 0.0
-                for j in range(H):
-                    s = dZx[b, t, 2 * H + j]
-                    for k in range(H):
-                        drh[k] += W_hh[2 * H + j, k] * s
+                src_n[b, j] = dzn * r_all[b, t, j] if reset_after else dzn
+                direct[b, j] = dhn * z
+        # reset_after=False: the reset gate's gradient needs W_hn^T dz_n first
+        drh = np.dot(src_n, W_n) if not reset_after else src_n
+        for b in range(B):
+            live = not has_mask or mask[b, t]
             for j in range(H):
+                if not live:
+                    dZx[b, t, j] = 0.0
+                    src_rz[b, j] = 0.0
+                    src_rz[b, H + j] = 0.0
+                    continue
                 r = r_all[b, t, j]
-                dzn = dZx[b, t, 2 * H + j]
                 if reset_after:
-                    dzr = dzn * hn_all[b, t, j] * r * (1.0 - r)
-                    dZh_n[b, t, j] = dzn * r
+                    dzr = dZx[b, t, 2 * H + j] * hn_all[b, t, j] * r * (1.0 - r)
                 else:
-                    dzr = drh[j] * h_in_all[b, t, j] * r * (1.0 - r)
-                    dZh_n[b, t, j] = dzn
+                    dzr = drh[b, j] * h_in_all[b, t, j] * r * (1.0 - r)
                 dZx[b, t, j] = dzr
-                dZh_rz[b, t, j] = dzr
-            for k in range(H):
-                acc[k] = 0.0 if reset_after else drh[k] * r_all[b, t, k]
+                src_rz[b, j] = dzr
+                src_rz[b, H + j] = dZx[b, t, H + j]
             for j in range(2 * H):
-                s = dZh_rz[b, t, j]
-                for k in range(H):
-                    acc[k] += W_hh[j, k] * s
-            if reset_after:
-                for j in range(H):
-                    s = dZh_n[b, t, j]
-                    for k in range(H):
-                        acc[k] += W_hh[2 * H + j, k] * s
+                dZh_rz[b, t, j] = src_rz[b, j]
+            for j in range(H):
+                dZh_n[b, t, j] = src_n[b, j]
+        acc = np.dot(src_rz, W_rz)  # (B, H)
+        if reset_after:
+            acc += np.dot(src_n, W_n)
+        for b in range(B):
+            if has_mask and not mask[b, t]:
+                continue
             for k in range(H):
-                dh[b, k] += acc[k] * rmask[b, k] if has_rmask else acc[k]
+                g = acc[b, k] if reset_after else acc[b, k] + drh[b, k] * r_all[b, t, k]
+                dh[b, k] = direct[b, k] + (g * rmask[b, k] if has_rmask else g)
