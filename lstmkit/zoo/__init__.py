@@ -17,18 +17,34 @@ Builders return compiled models (Adam, a loss fitting the output); ``compile`` a
 >>> model = zoo.vanilla_lstm(n_features=1, n_outputs=1, units=8)
 >>> type(model).__name__
 'Sequential'
+
+Names are imported on first use, so that the ``lstmkit`` command (which registers
+``lstmkit.zoo.cli``) starts without importing torch.
 """
 
-from lstmkit.zoo import tasks
-from lstmkit.zoo.autoencoder import encode, encoder, lstm_autoencoder
-from lstmkit.zoo.charlm import (CharLMResult, bits_per_char, char_lm, default_text, sample, text_windows,
-                                train_char_lm)
-from lstmkit.zoo.conv import cnn_lstm, conv1d_lstm
-from lstmkit.zoo.recurrent import bidirectional_lstm, sequence_classifier, stacked_lstm, vanilla_lstm
-from lstmkit.zoo.seq2seq import (attention_weights, decode, encoder_decoder, seq2seq, seq2seq_input,
-                                 sequence_accuracy)
+import importlib
 
-__all__ = ["CharLMResult", "attention_weights", "bidirectional_lstm", "bits_per_char", "char_lm", "cnn_lstm",
-           "conv1d_lstm", "decode", "default_text", "encode", "encoder", "encoder_decoder", "lstm_autoencoder",
-           "sample", "seq2seq", "seq2seq_input", "sequence_accuracy", "sequence_classifier", "stacked_lstm",
-           "tasks", "text_windows", "train_char_lm", "vanilla_lstm"]
+_WHERE = {
+    "encode": "autoencoder", "encoder": "autoencoder", "lstm_autoencoder": "autoencoder",
+    "CharLMResult": "charlm", "bits_per_char": "charlm", "char_lm": "charlm", "default_text": "charlm",
+    "sample": "charlm", "text_windows": "charlm", "train_char_lm": "charlm",
+    "cnn_lstm": "conv", "conv1d_lstm": "conv",
+    "bidirectional_lstm": "recurrent", "sequence_classifier": "recurrent", "stacked_lstm": "recurrent",
+    "vanilla_lstm": "recurrent",
+    "attention_weights": "encdec", "decode": "encdec", "encoder_decoder": "encdec", "seq2seq": "encdec",
+    "seq2seq_input": "encdec", "sequence_accuracy": "encdec",
+}
+
+__all__ = sorted(_WHERE) + ["tasks"]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"lstmkit.zoo.{_WHERE[name]}"), name)
+    if name == "tasks":
+        return importlib.import_module("lstmkit.zoo.tasks")
+    raise AttributeError(f"module 'lstmkit.zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE) + ["tasks"])

@@ -147,8 +147,11 @@ class _Stepper:
 
 
 def sample(model: Sequential, vocab: CharVocabulary, length: int = 300, *, temperature: float = 1.0,
-           prime: str = "\n", rng: np.random.Generator | None = None) -> str:
+           prime: str | None = None, rng: np.random.Generator | None = None) -> str:
     """Generate ``length`` characters after ``prime`` (which conditions the model but is not returned).
+
+    Without ``prime`` generation starts after a newline (or, if the text had none, its first
+    character).
 
     >>> vocab = CharVocabulary().fit("abc")
     >>> model = char_lm(len(vocab), units=4)
@@ -160,6 +163,8 @@ def sample(model: Sequential, vocab: CharVocabulary, length: int = 300, *, tempe
     temperature = check_float("sample", "temperature", temperature, low=0.0)
     if temperature == 0.0:
         raise ValueError("sample: `temperature` must be > 0 (a small value such as 0.1 is nearly greedy), got 0.")
+    if prime is None:
+        prime = "\n" if "\n" in vocab.index_ else vocab.alphabet_[0]
     if not isinstance(prime, str) or not prime:
         raise ValueError(f"sample: `prime` must be a non-empty string to start from, got {prime!r}.")
     unknown = sorted(set(prime) - set(vocab.index_))

@@ -8,7 +8,8 @@ Each builder returns an ordinary, compiled :class:`~lstmkit.Sequential`: print
 from __future__ import annotations
 
 from lstmkit._validation import check_choice, check_float, check_int
-from lstmkit.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
+from lstmkit.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D,
+                            GlobalMaxPooling1D, Masking)
 from lstmkit.models import Sequential
 
 _OUTPUTS = {None: "mse", "linear": "mse", "sigmoid": "binary_crossentropy",
@@ -113,8 +114,9 @@ def bidirectional_lstm(n_features: int, n_outputs: int = 1, units: int = 32, *, 
 
 
 def sequence_classifier(n_classes: int, *, n_features: int | None = None, vocab_size: int | None = None,
-                        embed_dim: int = 32, units: int = 64, bidirectional: bool = False, dropout: float = 0.0,
-                        mask_value: float | None = 0.0, learning_rate: float = 0.005) -> Sequential:
+                        embed_dim: int = 32, units: int = 64, bidirectional: bool = False, pooling: str = "last",
+                        dropout: float = 0.0, mask_value: float | None = 0.0,
+                        learning_rate: float = 0.005) -> Sequential:
     """Sequences of numbers or of token ids -> LSTM -> softmax over ``n_classes``.
 
     Variable lengths are padded and masked: numeric input goes through ``Masking(mask_value)``
@@ -128,6 +130,9 @@ def sequence_classifier(n_classes: int, *, n_features: int | None = None, vocab_
         vocab_size: for token ids ``(B, T)`` (counting the padding id 0).
         units: LSTM units (per direction with ``bidirectional``).
         dropout: a ``Dropout`` before the output layer.
+        pooling: what the output layer reads: ``"last"``, the LSTM's final output; ``"mean"`` or
+            ``"max"``, the mean or maximum of its outputs over the real steps (every step then
+            gets gradient directly, which helps on long sequences and small data sets).
         mask_value: the padding value of numeric input; None for no masking.
 
     >>> import numpy as np
@@ -152,8 +157,11 @@ def sequence_classifier(n_classes: int, *, n_features: int | None = None, vocab_
         n_features = check_int("sequence_classifier", "n_features", n_features, minimum=1)
         layers = [] if mask_value is None else [Masking(mask_value)]
         input_shape = (None, n_features)
-    recurrent = LSTM(units)
+    pooling = check_choice("sequence_classifier", "pooling", pooling, ("last", "mean", "max"))
+    recurrent = LSTM(units, return_sequences=pooling != "last")
     layers.append(Bidirectional(recurrent) if bidirectional else recurrent)
+    if pooling != "last":
+        layers.append(GlobalAveragePooling1D() if pooling == "mean" else GlobalMaxPooling1D())
     if dropout:
         layers.append(Dropout(dropout))
     layers.append(Dense(n_classes, activation="softmax"))
