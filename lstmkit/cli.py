@@ -14,9 +14,10 @@ from lstmkit._version import __version__
 # so that ``lstmkit --help`` stays fast.
 _COMMANDS: list = []
 
-from lstmkit.experiments.commands import add_demo_command  # noqa: E402
+from lstmkit.experiments.commands import add_demo_command, add_experiment_command  # noqa: E402
 
 _COMMANDS.append(add_demo_command)
+_COMMANDS.append(add_experiment_command)
 
 from lstmkit.forecast.cli import add_forecast_command  # noqa: E402
 
@@ -25,6 +26,10 @@ _COMMANDS.append(add_forecast_command)
 from lstmkit.train_cli import add_train_command  # noqa: E402
 
 _COMMANDS.append(add_train_command)
+
+from lstmkit.zoo.cli import add_generate_command  # noqa: E402
+
+_COMMANDS.append(add_generate_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
