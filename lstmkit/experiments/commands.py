@@ -1,4 +1,6 @@
-"""``lstmkit demo ...``: the experiments as sub-commands. Light to import: no torch until run."""
+"""``lstmkit demo ...`` and ``lstmkit experiment ...``: the experiments as sub-commands.
+
+Light to import: no torch until a command runs."""
 
 from __future__ import annotations
 
@@ -35,3 +37,36 @@ def add_demo_command(commands) -> None:
     demos = parser.add_subparsers(dest="demo", metavar="DEMO", required=True)
     for add in DEMOS:
         add(demos)
+
+
+
+
+def add_experiment_command(commands) -> None:
+    """Register ``lstmkit experiment NAME [--cell ...] [--T N] [--trials N] [--seed N] [--quick]``."""
+    from lstmkit.experiments import TASKS
+
+    parser = commands.add_parser(
+        "experiment", help="reproduce a classic LSTM experiment (Hochreiter & Schmidhuber 1997, Gers et al. 2000)",
+        description="Train networks on one of the classic long-time-lag tasks with the paper's success "
+        "criterion, and report the success rate, training sequences to success and test errors. "
+        "Exit status 0 when every trial met the criterion, 1 otherwise. See docs/experiments.md.")
+    parser.add_argument("name", choices=list(TASKS), metavar="NAME", help=f"one of: {', '.join(TASKS)}")
+    parser.add_argument("--cell", default="lstm",
+                        help="lstm (forget-gate LSTM, default), rnn, gru, or an LSTM variant: lstm1997, peephole, ...")
+    parser.add_argument("--T", type=int, default=None, metavar="N",
+                        help="the time lag: T for adding, p for lag2a/lag2b (the paper's defaults: 100)")
+    parser.add_argument("--trials", type=int, default=1, metavar="N", help="networks to train (seeds seed..seed+N-1)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N")
+    parser.add_argument("--quick", action="store_true", help="the short form the tests run (short lags, small budgets)")
+    parser.add_argument("--units", type=int, default=None, metavar="N", help="hidden units (default: per task)")
+    parser.add_argument("--lr", type=float, default=None, metavar="X", help="Adam learning rate (default: per task)")
+    parser.add_argument("--full", action="store_true",
+                        help="continual-reber: test streams of 10^6 symbols as in the paper (default 10^5)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+
+    def handler(args) -> int:
+        from lstmkit.experiments.report import main
+
+        return main(args)
+
+    parser.set_defaults(handler=handler)

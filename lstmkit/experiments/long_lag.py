@@ -1,0 +1,106 @@
+"""Noise-free long time lags (Hochreiter & Schmidhuber 1997, section 5.2, Experiments 2a and 2b).
+
+``p + 1`` symbols, one-hot: ``x``, ``y`` and ``a1 .. a(p-1)``. Task 2a: the training sequences
+are exactly ``(y, a1, ..., a(p-1), y)`` and ``(x, a1, ..., a(p-1), x)``, each drawn with
+probability 0.5; the net reads one symbol at a time and predicts the next. Every prediction but
+the last is given away by the symbol just read; the last needs the first symbol, p steps back.
+Task 2b: the same, but the p - 1 middle symbols are drawn at random (with replacement) from
+``a1 .. a(p-1)``, so no local regularity helps.
+
+Criterion (the paper's): the maximum absolute error of all outputs stays below 0.25 over
+10,000 successive training sequences (2b: the outputs of the last step, since the random middle
+cannot be predicted). "Sequences to success" counts the training sequences seen before that run
+of 10,000 began. The paper's budget was 5 million sequences.
+
+Symbol ids: 0 = x, 1 = y, 1 + k = a_k.
+
+>>> x, y = make_batch(3, p=4, random_middle=False, rng=np.random.default_rng(1))
+>>> ids = x.argmax(-1); bool((ids[:, 0] == y.argmax(-1)[:, -1]).all()), ids[0, 1:].tolist()
+(True, [2, 3, 4])
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from lstmkit._validation import check_int
+from lstmkit.experiments import _common as C
+
+PAPER = {
+    "source": "Hochreiter & Schmidhuber 1997, Table 2",
+    "2a": [("LSTM (p = 100)", "100% of 18 trials", "5,040"), ("RTRL (p = 4)", "78%", "1,043,000"),
+           ("RTRL (p = 10)", "0%", "> 5,000,000"), ("BPTT (p = 100)", "0%", "> 5,000,000"),
+           ("neural sequence chunker (p = 100)", "33%", "32,400")],
+    "2b": [("LSTM (p = 100)", "100%", "5,680")],
+}
+DEFAULTS = dict(p=100, units=8, learning_rate=0.01, batch_size=32, forget_bias=None, window=10_000, max_sequences=200_000,
+                random_middle=False, n_test=2_560)
+QUICK = dict(p=20, max_sequences=100_000, n_test=512)
+ERROR = 0.25
+
+
+def check(settings: dict) -> dict:
+    settings["p"] = check_int("experiment lag", "p", settings["p"], minimum=2)
+    settings["window"] = check_int("experiment lag", "window", settings["window"], minimum=1)
+    return settings
+
+
+def sequences(n: int, p: int, random_middle: bool, rng: np.random.Generator) -> np.ndarray:
+    """``(n, p + 1)`` symbol ids: first symbol x or y, the middle, the first symbol again."""
+    first = rng.integers(2, size=n)
+    if random_middle:
+        middle = rng.integers(2, p + 1, size=(n, p - 1))
+    else:
+        middle = np.broadcast_to(np.arange(2, p + 1), (n, p - 1))
+    return np.concatenate([first[:, None], middle, first[:, None]], axis=1)
+
+
+def make_batch(n: int, p: int, random_middle: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot inputs ``(n, p, p + 1)`` (all symbols but the last) and targets ``(n, p, p + 1)`` (the next)."""
+    ids = sequences(n, p, random_middle, rng)
+    eye = np.eye(p + 1, dtype=np.float32)
+    return eye[ids[:, :-1]], eye[ids[:, 1:]]
+
+
+def max_errors(outputs: np.ndarray, targets: np.ndarray, last_only: bool) -> np.ndarray:
+    """Per sequence: the largest absolute output error (over all steps, or the last step only)."""
+    err = np.abs(outputs - targets)
+    return (err[:, -1] if last_only else err).reshape(len(err), -1).max(-1)
+
+
+def trial(cell: str, seed: int, settings: dict, verbose: bool = True) -> dict:
+    """Train one network from ``seed`` until 10,000 successive sequences are right (or the budget ends)."""
+    rng, start = C.start_trial(seed)
+    s = settings
+    p, last_only = s["p"], s["random_middle"]
+    loss = C.RecordingLoss("categorical")
+    model = C.build_network(cell, p + 1, p + 1, units=s["units"], activation="softmax", loss=loss,
+                            learning_rate=s["learning_rate"], return_sequences=True,
+                            forget_bias=s["forget_bias"])
+    streak = C.Streak(s["window"])
+
+    def draw():
+        x, y = make_batch(s["batch_size"], p, s["random_middle"], rng)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def judge(outputs, batch) -> bool:
+        errors = max_errors(outputs.numpy(), batch[1].numpy(), last_only)
+        return streak.update(errors < ERROR)
+
+    name = "lag2b" if last_only else "lag2a"
+    met, seen = C.train_online(model, loss, draw, judge, max_sequences=s["max_sequences"],
+                               desc=f"{name} p={p} {cell} seed {seed}", verbose=verbose)
+    if last_only:
+        x_test, y_test = make_batch(s["n_test"], p, True, rng)
+    else:  # the task has only two sequences
+        ids = np.array([0, 1])
+        eye = np.eye(p + 1, dtype=np.float32)
+        full = np.concatenate([ids[:, None], np.broadcast_to(np.arange(2, p + 1), (2, p - 1)), ids[:, None]], axis=1)
+        x_test, y_test = eye[full[:, :-1]], eye[full[:, 1:]]
+    out = model.predict(torch.from_numpy(x_test), batch_size=256)
+    wrong = int((max_errors(out, y_test, last_only) >= ERROR).sum())
+    return {"solved": bool(met), "sequences": streak.start if met else None, "sequences_seen": seen,
+            "test_wrong": wrong, "test_total": len(x_test), "seconds": time.perf_counter() - start}
