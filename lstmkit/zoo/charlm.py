@@ -241,8 +241,9 @@ def train_char_lm(text: str | None = None, *, steps: int = 100, units: int = 256
         h = model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
         history["loss"].append(h.history["loss"][-1])
         history["val_loss"].append(_nats(model, val_x, val_y, 256))
-        logger.info("epoch %d: loss %.3f, val %.3f bits/char (%.0f s)", epoch, history["loss"][-1],
-                    history["val_loss"][-1] / math.log(2), time.perf_counter() - start)
+        logger.info("epoch %d: training %.3f, validation %.3f bits/char (%.0f s)", epoch,
+                    history["loss"][-1] / math.log(2), history["val_loss"][-1] / math.log(2),
+                    time.perf_counter() - start)
         if minutes is not None and time.perf_counter() - start > 60 * minutes:
             break
     return CharLMResult(model, vocab, history, history["val_loss"][-1] / math.log(2),
