@@ -282,6 +282,22 @@ class Model(nn.Module):
                              f"scaling); the model is on {device.type}. On the CPU use precision='bf16'.")
         return torch.autocast(device_type=device.type, dtype=dtype)
 
+    def _check_bf16_layers(self) -> None:
+        """Refuse, naming the layer, what oneDNN cannot run in bfloat16 on this CPU."""
+        if self._device().type != "cpu" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return
+        from lstmkit.cells import LSTMCell
+        from lstmkit.engine.native import native_unsupported_reason
+
+        for name, m in self.named_modules():
+            cell = getattr(m, "cell", None)
+            if (isinstance(cell, LSTMCell) and getattr(m, "engine", None) in ("auto", "native")
+                    and native_unsupported_reason(cell, None, None) is None):
+                raise ValueError(
+                    f"fit: compile(precision='bf16'): layer {name!r} ({type(m).__name__}) would run oneDNN's "
+                    "native LSTM, which has no bfloat16 kernel on this CPU (it needs AVX-512). Give the layer "
+                    "engine='fused', or compile with precision='fp32'.")
+
     def _loss(self, loss_fn, out, yb, mask):
         # The loss is computed in float32 from half-precision outputs: reductions and logs lose
         # too much in 8 (bf16) or 11 (fp16) significant bits.
@@ -431,6 +447,8 @@ class Model(nn.Module):
 
             initial_epoch = load_checkpoint(self, resume_from, cbs)
             logger.info("Resuming from %s after epoch %d.", os.fspath(resume_from), initial_epoch)
+        if self._precision() == "bf16":
+            self._check_bf16_layers()
         if self._precision() == "fp16" and self.__dict__.get("_scaler") is None:
             self._autocast()  # raises on the CPU
             self.__dict__["_scaler"] = torch.amp.GradScaler(self._device().type)
