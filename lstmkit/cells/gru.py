@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmkit._validation import check_choice, check_int
-from lstmkit.cells.lstm import INITS, init_recurrent_weights
+from lstmkit.cells.lstm import INITS
+from lstmkit.cells.rnn import SingleStateCell
 
 
-class GRUCell(nn.Module):
+class GRUCell(SingleStateCell):
     """The parameters of a GRU cell and its step function.
 
     >>> cell = GRUCell(3, 4)
@@ -51,15 +52,6 @@ class GRUCell(nn.Module):
         self.bias_ih = nn.Parameter(torch.empty(3 * H))
         self.bias_hh = nn.Parameter(torch.empty(3 * H))
         self.reset_parameters()
-
-    output_size = property(lambda self: self.hidden_size)
-
-    def reset_parameters(self) -> None:
-        init_recurrent_weights(self, self.init)
-
-    def initial_state(self, batch: int, dtype=None, device=None) -> tuple[torch.Tensor]:
-        return (torch.zeros(batch, self.hidden_size, dtype=dtype or self.weight_ih.dtype,
-                            device=device or self.weight_ih.device),)
 
     def forward(self, x, state=None, recurrent_mask=None):
         """One step: ``x (B, I)`` -> ``(h (B, H), (h,))``; ``recurrent_mask`` as in LSTMCell."""

@@ -19,7 +19,21 @@ from lstmkit.cells.lstm import INITS, init_recurrent_weights
 NONLINEARITIES = ("tanh", "relu")
 
 
-class RNNCell(nn.Module):
+class SingleStateCell(nn.Module):
+    """What the GRU and Elman cells share: a state ``(h,)`` and the standard initialisation."""
+
+    output_size = property(lambda self: self.hidden_size)
+
+    def reset_parameters(self) -> None:
+        init_recurrent_weights(self, self.init)
+
+    def initial_state(self, batch: int, dtype=None, device=None) -> tuple[torch.Tensor]:
+        """Zeros ``(h,)`` with ``h (batch, H)``."""
+        return (torch.zeros(batch, self.hidden_size, dtype=dtype or self.weight_ih.dtype,
+                            device=device or self.weight_ih.device),)
+
+
+class RNNCell(SingleStateCell):
     """The parameters of an Elman cell and its step function.
 
     >>> h, _ = RNNCell(3, 4, nonlinearity="relu")(torch.zeros(2, 3))
@@ -41,15 +55,6 @@ class RNNCell(nn.Module):
         self.bias_ih = nn.Parameter(torch.empty(H))
         self.bias_hh = nn.Parameter(torch.empty(H))
         self.reset_parameters()
-
-    output_size = property(lambda self: self.hidden_size)
-
-    def reset_parameters(self) -> None:
-        init_recurrent_weights(self, self.init)
-
-    def initial_state(self, batch: int, dtype=None, device=None) -> tuple[torch.Tensor]:
-        return (torch.zeros(batch, self.hidden_size, dtype=dtype or self.weight_ih.dtype,
-                            device=device or self.weight_ih.device),)
 
     def forward(self, x, state=None, recurrent_mask=None):
         (h_prev,) = state if state is not None else self.initial_state(x.shape[0], x.dtype, x.device)

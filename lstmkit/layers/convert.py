@@ -19,7 +19,7 @@ from lstmkit.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 
 log = logging.getLogger(__name__)
 
-_PAIRS = ((nn.LSTM, LSTM), (nn.GRU, GRU), (nn.RNN, SimpleRNN))
+_KINDS = (LSTM, GRU, SimpleRNN)
 
 
 def from_torch(module: nn.RNNBase, **options):
@@ -34,7 +34,7 @@ def from_torch(module: nn.RNNBase, **options):
     >>> [type(layer).__name__ for layer in layers]
     ['LSTM', 'LSTM']
     """
-    kind = next((ours for theirs, ours in _PAIRS if type(module) is theirs), None)
+    kind = next((ours for ours in _KINDS if type(module) is ours.torch_class), None)
     if kind is None:
         raise TypeError(f"from_torch: expected torch.nn.LSTM, GRU or RNN, got {type(module).__name__}.")
     if module.dropout:

@@ -268,6 +268,26 @@ class Recurrent(Layer):
         checked.extend(full[len(checked):])  # FGR's previous gates default to zeros
         return tuple(checked)
 
+    # -- torch.nn interoperability -----------------------------------------------------------
+    torch_class: type = nn.RNNBase  # the torch.nn module computing the same function
+
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase, **options):
+        """Layers with the weights of a ``torch.nn`` module (see :func:`lstmkit.layers.from_torch`)."""
+        from lstmkit.layers.convert import from_torch
+
+        if type(module) is not cls.torch_class:
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.torch_class.__name__}, got {type(module).__name__}."
+            )
+        return from_torch(module, **options)
+
+    def to_torch(self) -> nn.RNNBase:
+        """A batch-first ``torch.nn`` module computing the same function, with copied weights."""
+        from lstmkit.layers.convert import to_torch
+
+        return to_torch(self)
+
     def _state_shapes(self, batch: int) -> list[tuple[int, ...]]:
         return [tuple(s.shape) for s in self.cell.initial_state(batch, device="meta")]
 
@@ -295,6 +315,7 @@ class LSTM(Recurrent):
     """
 
     state_names = ("h", "c")
+    torch_class = nn.LSTM
 
     def __init__(self, units: int, variant: str | LSTMVariant = "vanilla", *, proj_size: int = 0,
                  unit_forget_bias: bool = True, **options):
@@ -323,20 +344,6 @@ class LSTM(Recurrent):
             config["variant"] = LSTMVariant(**config["variant"])
         return cls(**config)
 
-    @classmethod
-    def from_torch(cls, module: nn.LSTM, **options):
-        """Layers with the weights of a ``torch.nn.LSTM`` (see :func:`lstmkit.layers.from_torch`)."""
-        from lstmkit.layers.convert import from_torch
-
-        if not isinstance(module, nn.LSTM):
-            raise TypeError(f"LSTM.from_torch: expected a torch.nn.LSTM, got {type(module).__name__}.")
-        return from_torch(module, **options)
-
-    def to_torch(self) -> nn.LSTM:
-        """A ``torch.nn.LSTM`` (batch_first) computing the same function, with copied weights."""
-        from lstmkit.layers.convert import to_torch
-
-        return to_torch(self)
 
 
 @register
@@ -353,6 +360,8 @@ class GRU(Recurrent):
     torch.Size([2, 6])
     """
 
+    torch_class = nn.GRU
+
     def __init__(self, units: int, *, reset_after: bool = True, **options):
         self.reset_after = bool(reset_after)
         super().__init__(units, **options)
@@ -363,18 +372,6 @@ class GRU(Recurrent):
     def _cell_config(self):
         return {"reset_after": self.reset_after}
 
-    @classmethod
-    def from_torch(cls, module: nn.GRU, **options):
-        from lstmkit.layers.convert import from_torch
-
-        if not isinstance(module, nn.GRU):
-            raise TypeError(f"GRU.from_torch: expected a torch.nn.GRU, got {type(module).__name__}.")
-        return from_torch(module, **options)
-
-    def to_torch(self) -> nn.GRU:
-        from lstmkit.layers.convert import to_torch
-
-        return to_torch(self)
 
 
 @register
@@ -384,6 +381,8 @@ class SimpleRNN(Recurrent):
     >>> SimpleRNN(4, nonlinearity="relu", return_sequences=True)(torch.zeros(2, 5, 3)).shape
     torch.Size([2, 5, 4])
     """
+
+    torch_class = nn.RNN
 
     def __init__(self, units: int, *, nonlinearity: str = "tanh", **options):
         self.nonlinearity = check_choice("SimpleRNN", "nonlinearity", nonlinearity, NONLINEARITIES)
@@ -395,18 +394,6 @@ class SimpleRNN(Recurrent):
     def _cell_config(self):
         return {"nonlinearity": self.nonlinearity}
 
-    @classmethod
-    def from_torch(cls, module: nn.RNN, **options):
-        from lstmkit.layers.convert import from_torch
-
-        if not isinstance(module, nn.RNN):
-            raise TypeError(f"SimpleRNN.from_torch: expected a torch.nn.RNN, got {type(module).__name__}.")
-        return from_torch(module, **options)
-
-    def to_torch(self) -> nn.RNN:
-        from lstmkit.layers.convert import to_torch
-
-        return to_torch(self)
 
 
 def _named_variants():
