@@ -138,15 +138,14 @@ def lstm_trace(layer, x) -> dict[str, np.ndarray]:
 
     Returns arrays of shape ``(T, H)`` named ``i``, ``f``, ``g``, ``o`` (the gates; a gate the
     variant lacks is all ones, a coupled forget gate is ``1 - i``), ``c`` (the cell state) and
-    ``h`` (the output). The gates are recomputed from the cell's weights with its own equations;
-    ``c`` and ``h`` come from the cell's step itself.
+    ``h`` (the output), all from the cell's own step (:meth:`lstmkit.cells.LSTMCell.step`).
 
     >>> from lstmkit.layers import LSTM
     >>> trace = lstm_trace(LSTM(3, input_size=2), np.zeros((5, 2), dtype="float32"))
     >>> sorted(trace), trace["c"].shape
     (['c', 'f', 'g', 'h', 'i', 'o'], (5, 3))
     """
-    from lstmkit.cells.lstm import LSTMCell, activation, layer_norm
+    from lstmkit.cells.lstm import LSTMCell
 
     cell = getattr(layer, "cell", None)
     if not isinstance(cell, LSTMCell):
@@ -158,34 +157,12 @@ def lstm_trace(layer, x) -> dict[str, np.ndarray]:
     if x.dim() != 2 or x.shape[1] != cell.input_size:
         raise ValueError(f"lstm_trace: `x` must be one sequence of shape (time, {cell.input_size}), got "
                          f"{tuple(x.shape)}.")
-    v, H = cell.variant, cell.hidden_size
     record = {k: [] for k in "ifgoch"}
     state = cell.initial_state(1)
     with torch.no_grad():
         for t in range(x.shape[0]):
-            xt = x[t:t + 1]
-            h_prev, c_prev = state[0], state[1]
-            if v.layer_norm:
-                z = (layer_norm(xt @ cell.weight_ih.T) * cell.ln_ih_weight
-                     + layer_norm(h_prev @ cell.weight_hh.T) * cell.ln_hh_weight + cell.bias_ih + cell.bias_hh)
-            else:
-                z = xt @ cell.weight_ih.T + cell.bias_ih + h_prev @ cell.weight_hh.T + cell.bias_hh
-            z = dict(zip(v.gates, z.chunk(len(v.gates), dim=-1)))
-            if v.gate_recurrence:
-                extra = dict(zip("ifo", (state[2] @ cell.weight_gr.T).chunk(3, dim=-1)))
-                for k in "ifo":
-                    z[k] = z[k] + extra[k]
-            ones = torch.ones(1, H)
-            i = torch.sigmoid(z["i"] + cell._peephole("i", c_prev)) if v.input_gate else ones
-            if v.forget_gate == "learned":
-                f = torch.sigmoid(z["f"] + cell._peephole("f", c_prev))
-            else:
-                f = 1.0 - i if v.forget_gate == "coupled" else ones
-            g = activation(v.input_activation, z["g"])
-            h, state = cell(xt, state)
-            c = state[1]
-            o = torch.sigmoid(z["o"] + cell._peephole("o", c)) if v.output_gate else ones
-            for k, value in zip("ifgoch", (i, f, g, o, c, h)):
+            h, state, gates = cell.step(x[t:t + 1], state)
+            for k, value in (*gates.items(), ("c", state[1]), ("h", h)):
                 record[k].append(value[0].numpy().copy())
     return {k: np.stack(values) for k, values in record.items()}
 

@@ -161,6 +161,20 @@ class LSTMCell(nn.Module):
         ``recurrent_mask (B, P)``, if given, multiplies ``h_{t-1}`` where it enters the gates
         (variational recurrent dropout, Gal & Ghahramani 2016); the carried state is not masked.
         """
+        h, new_state, _ = self.step(x, state, recurrent_mask)
+        return h, new_state
+
+    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None,
+             recurrent_mask: torch.Tensor | None = None):
+        """One step that also returns the gates: ``(h, new state, {"i", "f", "g", "o"})``.
+
+        A gate the variant lacks is returned as ones (a coupled forget gate as ``1 - i``), so
+        plots and analyses read every variant the same way.
+
+        >>> h, state, gates = LSTMCell(2, 3, variant="cifg").step(torch.zeros(1, 2))
+        >>> sorted(gates), bool(torch.allclose(gates["f"], 1 - gates["i"]))
+        (['f', 'g', 'i', 'o'], True)
+        """
         if state is None:
             state = self.initial_state(x.shape[0], x.dtype, x.device)
         v = self.variant
@@ -177,21 +191,23 @@ class LSTMCell(nn.Module):
             z_i, z_f, z_o = F.linear(state[2], self.weight_gr).chunk(3, dim=-1)
             z["i"], z["f"], z["o"] = z["i"] + z_i, z["f"] + z_f, z["o"] + z_o
 
-        i = torch.sigmoid(z["i"] + self._peephole("i", c_prev)) if v.input_gate else 1.0
+        ones = torch.ones_like(c_prev)
+        i = torch.sigmoid(z["i"] + self._peephole("i", c_prev)) if v.input_gate else ones
         if v.forget_gate == "learned":
             f = torch.sigmoid(z["f"] + self._peephole("f", c_prev))
         else:
-            f = 1.0 - i if v.forget_gate == "coupled" else 1.0
+            f = 1.0 - i if v.forget_gate == "coupled" else ones
         g = activation(v.input_activation, z["g"])
         c = f * c_prev + i * g
-        o = torch.sigmoid(z["o"] + self._peephole("o", c)) if v.output_gate else 1.0
+        o = torch.sigmoid(z["o"] + self._peephole("o", c)) if v.output_gate else ones
         h = o * activation(v.output_activation, self._normalise_cell(c))
         if self.proj_size:
             h = F.linear(h, self.weight_hr)
 
+        gates = {"i": i, "f": f, "g": g, "o": o}
         if v.gate_recurrence:
-            return h, (h, c, torch.cat([i, f, o], dim=-1))
-        return h, (h, c)
+            return h, (h, c, torch.cat([i, f, o], dim=-1)), gates
+        return h, (h, c), gates
 
     def _peephole(self, gate: str, c: torch.Tensor):
         return getattr(self, f"weight_c{gate}") * c if gate in self.variant.peephole_gates else 0.0
