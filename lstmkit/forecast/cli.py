@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 
 
@@ -288,23 +287,12 @@ def _run(args) -> int:
 
 def _write_outputs(forecast, history, result, out_csv: str, out_png: str, title: str) -> None:
     """Write both files under temporary names, then rename them into place: all or nothing."""
+    from lstmkit._io import atomic_path
     from lstmkit.forecast.plot import plot_forecast
 
-    temps = []
-    try:
-        for path in (out_csv, out_png):
-            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                       dir=os.path.dirname(os.path.abspath(path)))
-            os.close(fd)
-            temps.append(tmp)
+    with atomic_path(out_csv) as tmp_csv, atomic_path(out_png) as tmp_png:
         table = forecast.copy()
         table.index = table.index.astype(str)
         table.index.name = history.index.name or "step"
-        table.to_csv(temps[0], float_format="%.6g")
-        plot_forecast(history, forecast, result, title=title, file=temps[1])
-        os.replace(temps[0], out_csv)
-        os.replace(temps[1], out_png)
-    finally:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        table.to_csv(tmp_csv, float_format="%.6g")
+        plot_forecast(history, forecast, result, title=title, file=tmp_png)

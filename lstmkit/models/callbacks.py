@@ -268,7 +268,7 @@ class CSVLogger(Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         from lstmkit.models.distributed import is_main_process
-        from lstmkit.models.saving import write_atomic
+        from lstmkit._io import write_atomic
 
         if is_main_process():
             write_atomic(self.filename, buffer.getvalue().encode())

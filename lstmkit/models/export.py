@@ -40,13 +40,13 @@ import contextlib
 import copy
 import logging
 import os
-import tempfile
 import warnings
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from lstmkit._io import atomic_path
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.layers.bidirectional import Bidirectional
 from lstmkit.layers.core import Embedding, Masking
@@ -437,18 +437,11 @@ def _export(model, path, suffix, opset) -> str:
     net, names, widths = build_exported_net(model)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if FORMATS[suffix] == "onnx":
             _write_onnx(model, net, names, widths, tmp, opset)
         else:
             torch.jit.save(torch.jit.script(net), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     logger.info("export: wrote %s (%s, %d state tensors)", path, FORMATS[suffix], len(widths))
     return path
 
