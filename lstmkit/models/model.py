@@ -291,12 +291,12 @@ class Model(nn.Module):
 
         for name, m in self.named_modules():
             cell = getattr(m, "cell", None)
-            if (isinstance(cell, LSTMCell) and getattr(m, "engine", None) in ("auto", "native")
+            if (isinstance(cell, LSTMCell) and getattr(m, "engine", None) == "native"
                     and native_unsupported_reason(cell, None, None) is None):
                 raise ValueError(
                     f"fit: compile(precision='bf16'): layer {name!r} ({type(m).__name__}) would run oneDNN's "
                     "native LSTM, which has no bfloat16 kernel on this CPU (it needs AVX-512). Give the layer "
-                    "engine='fused', or compile with precision='fp32'.")
+                    "engine='auto' or 'fused', or compile with precision='fp32'.")
 
     def _loss(self, loss_fn, out, yb, mask):
         # The loss is computed in float32 from half-precision outputs: reductions and logs lose

@@ -174,3 +174,20 @@ def test_single_step_cell_op_equals_reference(name):
     ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state)
     out, grads = outputs_and_grads(cell, "native", x, state)
     assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
+
+
+@pytest.mark.parametrize("name", ["lstm-vanilla", "lstm-peephole", "gru"])
+def test_bf16_autocast_runs_a_path_that_supports_it(name):
+    cell = CELLS[name]()
+    x = torch.randn(2, 5, I, requires_grad=True)
+    state = cell.initial_state(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        path = select_engine(cell, "auto", x)
+        y, _ = run(cell, x, state, engine=path)
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert path == "fused"
+    y.float().sum().backward()
+    assert torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        exact, _ = run(cell, x, state, engine="reference")
+    assert (y.float() - exact).abs().max() < 0.05  # bfloat16 keeps ~3 significant digits
