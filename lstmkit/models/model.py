@@ -119,12 +119,23 @@ class Model(nn.Module):
             self.reset_states()
         self._record_input(x)
 
+    def _build_with_shape(self, shape, batch: int, dtype: torch.dtype) -> None:
+        """Build on zeros of ``(batch, *shape)``; an unknown (None) length is tried at 1, 8, 32,
+        128 steps in turn, since convolutions and pooling need a minimum length."""
+        error = None
+        for n in (1, 8, 32, 128) if None in shape else (None,):
+            try:
+                self._build_with(torch.zeros(batch, *[n if d is None else int(d) for d in shape], dtype=dtype))
+                return
+            except (ValueError, RuntimeError) as exc:
+                error = exc
+        raise error
+
     def _build_from_record(self, record: dict[str, Any] | None) -> None:
         if not record:
             raise NotBuiltError(f"{type(self).__name__}: cannot build without knowing the input shape.")
-        shape = [1 if d is None else int(d) for d in record["shape"]]
         batch = getattr(self, "batch_size", None) or 1
-        self._build_with(torch.zeros(batch, *shape, dtype=_DTYPES.get(record.get("dtype"), torch.float32)))
+        self._build_with_shape(list(record["shape"]), batch, _DTYPES.get(record.get("dtype"), torch.float32))
 
     def reset_states(self) -> None:
         """Forget the state carried by stateful recurrent layers (back to zeros)."""

@@ -74,9 +74,8 @@ class Sequential(Model):
         """Create every weight with one pass of zeros of ``input_shape``."""
         if self.input_shape is None:
             raise ValueError("Sequential: build() needs `input_shape`; or call fit() to build on the data.")
-        shape = [1 if d is None else d for d in self.input_shape]
         dtype = torch.long if self._takes_ids() else torch.float32
-        self._build_with(torch.zeros(self.batch_size or 1, *shape, dtype=dtype))
+        self._build_with_shape(list(self.input_shape), self.batch_size or 1, dtype)
 
     def _takes_ids(self) -> bool:
         from lstmkit.layers.core import Embedding

@@ -477,3 +477,14 @@ def test_fit_overhead_for_many_one_epoch_calls_is_small():
     for _ in range(50):
         hist = model.fit(x, np.zeros((2, 1, 2), np.float32), epochs=1, verbose=0, shuffle=False)
     assert len(hist.history["loss"]) == 1 and math.isfinite(hist.history["loss"][0])
+
+
+def test_unknown_length_builds_models_that_need_a_minimum_length():
+    import torch
+
+    from lstmkit.layers import Conv1D, LSTM, MaxPooling1D
+
+    model = lstmkit.Sequential([Conv1D(8, 3), MaxPooling1D(2), Conv1D(8, 3), MaxPooling1D(2), LSTM(4)],
+                               input_shape=(None, 2))
+    assert model.built
+    assert model.predict(torch.randn(3, 40, 2)).shape == (3, 4)
