@@ -22,4 +22,12 @@ def weighted_sum(outputs, seed=1):
 
 
 def max_diff(a, b):
-    return max((x - y).abs().max().item() for x, y in zip(a, b))
+    """The largest absolute difference over pairs of tensors; NaN anywhere counts as infinite
+    (Python's max() would silently skip a NaN)."""
+    worst = 0.0
+    for x, y in zip(a, b):
+        d = (x - y).abs()
+        if not bool(torch.isfinite(d).all()):
+            return float("inf")
+        worst = max(worst, d.max().item())
+    return worst

@@ -378,8 +378,10 @@ def _lstm_forward_jit(v, p, proj, zx, mask, rmask, h0, c0, save):
     S["c_all"] = full(B, T + 1, H)
     if save:
         S["c_all"][:, 0] = c0.detach()
-    S["h_in"] = full(B, T, P)
-    S["hr"] = full(B, T, H) if proj else torch.empty(1, 1, 1, dtype=dt)
+    # h_in and hr feed the weight-gradient products after the loop at every step, masked ones
+    # included (with zero gradient): they must hold numbers there, not uninitialised memory.
+    S["h_in"] = torch.zeros(B, T, P, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)
+    S["hr"] = torch.zeros(B, T, H, dtype=dt) if proj and save else torch.empty(1, 1, 1, dtype=dt)
     ln = v.layer_norm and save
     S["zh_xhat"] = torch.empty(B, T, GH, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
     S["zh_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
@@ -432,8 +434,10 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
     full = lambda: torch.empty(B, T, H, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)  # noqa: E731
     h = h0.detach().clone().contiguous()
     y = torch.empty(B, T, H, dtype=dt)
+    zeros = lambda: torch.zeros(B, T, H, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)  # noqa: E731
+    # h_in and hn feed the weight-gradient products at masked steps too: numbers, not garbage
     S = {"jit": True, "r": torch.empty(B, T, H, dtype=dt), "z": torch.empty(B, T, H, dtype=dt),
-         "n": full(), "h_prev": full(), "h_in": full(), "hn": full(),
+         "n": full(), "h_prev": full(), "h_in": zeros(), "hn": zeros(),
          "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
          "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
     H2 = 2 * h0.shape[1]

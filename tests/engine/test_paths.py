@@ -191,3 +191,20 @@ def test_bf16_autocast_runs_a_path_that_supports_it(name):
     with torch.no_grad():
         exact, _ = run(cell, x, state, engine="reference")
     assert (y.float() - exact).abs().max() < 0.05  # bfloat16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize("name", ["lstm-layernorm-proj", "lstm-peephole", "gru", "gru-reset-before"])
+def test_masked_steps_never_read_uninitialised_memory(name, sweep, monkeypatch):
+    # Fill fresh allocations with NaN: a kernel that reads memory it never wrote turns its
+    # gradients into NaN, whatever the allocator happened to return.
+    original = torch.empty
+
+    def nan_empty(*shape, **kwargs):
+        return original(*shape, **kwargs).fill_(float("nan"))
+
+    monkeypatch.setattr(torch, "empty", nan_empty)
+    cell = randomize(CELLS[name]().double(), seed=4)
+    x, state = inputs(cell, seed=6)
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state, RAGGED_MASK)
+    out, grads = outputs_and_grads(cell, "fused", x, state, RAGGED_MASK)
+    assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
