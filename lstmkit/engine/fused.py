@@ -105,13 +105,13 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
     w_ci, w_cf, w_co = (p.get(f"weight_c{g}") for g in "ifo")
     W_hh_t = p["weight_hh"].t()
 
-    zx = _flat(x) @ p["weight_ih"].t()  # (B*T, G*H): the input projection for every step at once
+    bias = p["bias_ih"] + p["bias_hh"]
     if v.layer_norm:
-        zx_xhat, zx_rstd = _ln_forward(zx)
-        zx = zx_xhat * p["ln_ih_weight"] + p["bias_ih"] + p["bias_hh"]
-    else:
-        zx = zx + p["bias_ih"] + p["bias_hh"]
-    if use_jit(v, B, len(gates) * H, x):
+        zx_xhat, zx_rstd = _ln_forward(_flat(x) @ p["weight_ih"].t())
+        zx = zx_xhat * p["ln_ih_weight"] + bias
+    else:  # (B*T, G*H): the input projection for every step at once, biases folded in
+        zx = torch.addmm(bias, _flat(x), p["weight_ih"].t())
+    if use_jit(v, B, len(gates) * H, x, training=save):
         y, state, S = _lstm_forward_jit(v, p, proj, zx.view(B, T, -1), mask, rmask, h, c, save)
         if save and v.layer_norm:
             S["zx_xhat"], S["zx_rstd"] = zx_xhat, zx_rstd
@@ -125,12 +125,11 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
     for t in range(T):
         m = masks[t]
         h_in = h if rmask is None else h * rmask
-        zh = h_in @ W_hh_t  # (B, G*H)
         if v.layer_norm:
-            zh_xhat, zh_rstd = _ln_forward(zh)
+            zh_xhat, zh_rstd = _ln_forward(h_in @ W_hh_t)
             z = zx[t] + zh_xhat * p["ln_hh_weight"]
-        else:
-            z = zx[t] + zh
+        else:  # one GEMM that also adds the step's input term: (B, G*H)
+            z = torch.addmm(zx[t], h_in, W_hh_t)
         z = z.chunk(len(gates), dim=1)
         z_i = z[idx["i"]] if "i" in idx else None
         z_f = z[idx["f"]] if "f" in idx else None
@@ -226,8 +225,11 @@ def _lstm_sweep_torch(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
     if v.gate_recurrence and da is None:
         da = torch.zeros_like(S["a_prev"][0])
 
-    dZ = [None] * T  # gradient wrt the gate pre-activations (after any layer norm of W_hh h)
-    dZh = [None] * T if v.layer_norm else dZ  # ... wrt W_hh h_in (before its layer norm)
+    # Gradients wrt the gate pre-activations, written in place per gate block (no per-step cat)
+    B, GH = dy.shape[0], len(gates) * H
+    dZ = dy.new_empty(B, T, GH)
+    dZh = dy.new_empty(B, T, GH) if v.layer_norm else dZ  # ... wrt W_hh h_in (before its layer norm)
+    block = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(gates)}
     dH_new = [None] * T  # wrt the projected h, for dW_hr
     dpeep = {g: zero_h.new_zeros(H) for g in v.peephole_gates}
     dln = {"ln_hh_weight": 0.0, "ln_c_weight": 0.0, "ln_c_bias": 0.0}
@@ -256,25 +258,29 @@ def _lstm_sweep_torch(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
         if o is not None:
             if v.gate_recurrence:
                 d_o = d_o + da_o
-            dz_o = d_o * o * (1.0 - o)
+            dz_o = torch.mul(d_o, o * (1.0 - o), out=dZ[:, t, block["o"]])
             if w_co is not None:
                 dc_new = dc_new + dz_o * w_co
                 dpeep["o"] += (dz_o * c_new).sum(0)
         # c = f * c_prev + i * g
         dg = dc_new if i is None else dc_new * i
-        dz_g = dg * (1.0 - g * g) if tanh_in else dg
+        dz_g = dZ[:, t, block["g"]]
+        if tanh_in:
+            torch.mul(dg, 1.0 - g * g, out=dz_g)
+        else:
+            dz_g.copy_(dg)
         d_i = dc_new * g if i is not None else None
         if v.forget_gate == "learned":
             d_f = dc_new * c_prev
             if v.gate_recurrence:
                 d_f = d_f + da_f
-            dz_f = d_f * f * (1.0 - f)
+            dz_f = torch.mul(d_f, f * (1.0 - f), out=dZ[:, t, block["f"]])
         elif v.forget_gate == "coupled":
             d_i = d_i - dc_new * c_prev
         if i is not None:
             if v.gate_recurrence:
                 d_i = d_i + da_i
-            dz_i = d_i * i * (1.0 - i)
+            dz_i = torch.mul(d_i, i * (1.0 - i), out=dZ[:, t, block["i"]])
         dc_prev = dc_new if f is None else dc_new * f
         if w_ci is not None:
             dc_prev = dc_prev + dz_i * w_ci
@@ -282,22 +288,19 @@ def _lstm_sweep_torch(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
         if w_cf is not None:
             dc_prev = dc_prev + dz_f * w_cf
             dpeep["f"] += (dz_f * c_prev).sum(0)
-        dz_by_gate = {"i": dz_i if i is not None else None, "f": dz_f if v.forget_gate == "learned" else None,
-                      "g": dz_g, "o": dz_o if o is not None else None}
-        dz = torch.cat([dz_by_gate[k] for k in gates], dim=1)  # (B, G*H)
-        dZ[t] = dz
+        dz = dZ[:, t]  # (B, G*H)
         if v.layer_norm:
             dln["ln_hh_weight"] = dln["ln_hh_weight"] + (dz * S["zh_xhat"][t]).sum(0)
-            dZh[t] = _ln_backward(dz * p["ln_hh_weight"], S["zh_xhat"][t], S["zh_rstd"][t])
-        dh_in = dZh[t] @ W_hh
+            dZh[:, t] = _ln_backward(dz * p["ln_hh_weight"], S["zh_xhat"][t], S["zh_rstd"][t])
+        dh_in = dZh[:, t] @ W_hh
         dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
         dc = _add(dc_prev, dc_pass)
         if v.gate_recurrence:
             da = _add(torch.cat([dz_i, dz_f, dz_o], dim=1) @ p["weight_gr"], da_pass)
 
     return {
-        "dZ": torch.stack(dZ, dim=1),  # (B, T, G*H)
-        "dZh": torch.stack(dZh, dim=1) if v.layer_norm else None,
+        "dZ": dZ,  # (B, T, G*H)
+        "dZh": dZh if v.layer_norm else None,
         "h_in": torch.stack(S["h_in"], dim=1),
         "dH_new": torch.stack(dH_new, dim=1) if proj else None,
         "hr": torch.stack(S["hr"], dim=1) if proj else None,
@@ -331,12 +334,15 @@ def _needs_grad(x, state, params):
 # --------------------------------------------------------------------------------------------
 # compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
 
-# Largest B * (gate rows) for which the compiled loop beats torch ops (docs/performance.md).
+# Largest B * (gate rows) for which the compiled loop beats torch ops (docs/performance.md): in
+# training its backward sweep wins up to mid sizes; in inference only the forward runs, whose
+# scalar exp/tanh lose to torch's vectorised ones from about a thousand units per step.
 JIT_MAX_WORK = 8192
+JIT_MAX_WORK_INFERENCE = 1024
 JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
 
 
-def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor) -> bool:
+def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True) -> bool:
     """Whether the compiled recurrence runs this problem (small, on the CPU, float32/64)."""
     if not JIT_ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
@@ -344,7 +350,7 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor) -> bool:
         return False
     if variant is not None and variant.gate_recurrence:
         return False
-    return B * gate_rows <= JIT_MAX_WORK
+    return B * gate_rows <= (JIT_MAX_WORK if training else JIT_MAX_WORK_INFERENCE)
 
 
 def _np(t):
@@ -489,7 +495,7 @@ class _FusedGRU(torch.autograd.Function):
 def _gru_forward(reset_after, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
     B, T, _ = x.shape
     zx = torch.addmm(b_ih, _flat(x), W_ih.t()).view(B, T, -1)  # (B, T, 3H): every step's input term
-    if use_jit(None, B, W_hh.shape[0], x):
+    if use_jit(None, B, W_hh.shape[0], x, training=save):
         return _gru_forward_jit(reset_after, zx, mask, rmask, h, W_hh, b_hh, save)
     zx = zx.unbind(1)
     W_rz, W_n = W_hh[: 2 * W_hh.shape[1]], W_hh[2 * W_hh.shape[1]:]
