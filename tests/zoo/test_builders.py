@@ -116,10 +116,39 @@ def test_autoencoder_codes_separate_classes_it_never_saw(rng):
     x_test, y_test = tasks.waveforms(rng, 300, 30)
     model = zoo.lstm_autoencoder(30, 1, units=16, learning_rate=0.01)
     before = _centroid_accuracy(zoo.encode(model, x), y, zoo.encode(model, x_test), y_test)
-    history = model.fit(x, x, epochs=25, batch_size=32, verbose=0)  # no labels
+    # 25 epochs were too few: on seeds 2 and 3 the codes then separated the shapes no better than
+    # random ones; after 50 the gain was +0.10 to +0.35 on seeds 0-3 (+0.33 on seed 0, used here).
+    history = model.fit(x, x, epochs=50, batch_size=32, verbose=0)  # no labels
     assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
     after = _centroid_accuracy(zoo.encode(model, x), y, zoo.encode(model, x_test), y_test)
     assert after > 0.6 and after > before + 0.15  # chance: 1/3
+
+
+@pytest.mark.slow
+def test_autoencoder_codes_beat_untrained_codes_on_basic_motions():
+    """The real-data check of ``examples/autoencoder.py``: each seed's encoder before and after training."""
+    from lstmkit import datasets
+
+    X_train, y_train, X_test, y_test = datasets.load("basic_motions")
+    x, x_test = np.stack(X_train).astype("float32"), np.stack(X_test).astype("float32")
+    mean, std = x.reshape(-1, 6).mean(0), x.reshape(-1, 6).std(0)
+    x, x_test = ((x - mean) / std)[:, ::2], ((x_test - mean) / std)[:, ::2]  # (40, 50, 6), (40, 50, 6)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+
+    def nearest_neighbour(model):
+        train, test = zoo.encode(model, x[:, :40]), zoo.encode(model, x_test[:, :40])
+        return float((y_train[((test[:, None] - train[None]) ** 2).sum(-1).argmin(1)] == y_test).mean())
+
+    before, after = [], []
+    for seed in (0, 1, 2):
+        lstmkit.set_seed(seed)
+        model = zoo.lstm_autoencoder(40, 6, units=16, mode="composite", future_steps=10)
+        before.append(nearest_neighbour(model))
+        model.fit(x[:, :40], x, epochs=150, batch_size=8, verbose=0)  # no labels
+        after.append(nearest_neighbour(model))
+    # measured: untrained 0.833, trained 0.925 (mean of seeds 0-2); random LSTM codes are a strong baseline
+    assert np.mean(after) > np.mean(before) + 0.05
+    assert min(a - b for a, b in zip(after, before)) >= 0
 
 
 def test_prediction_and_composite_autoencoders(rng):
