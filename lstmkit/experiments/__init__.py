@@ -49,14 +49,16 @@ def task_module(name: str):
     return importlib.import_module(TASKS[name][0])
 
 
-def run(name: str, *, cell: str = "lstm", trials: int = 1, seed: int = 0, quick: bool = False,
+def run(name: str, *, cell: str | None = None, trials: int = 1, seed: int = 0, quick: bool = False,
         verbose: bool = True, **settings) -> dict:
     """Train ``trials`` networks on task ``name`` and report each trial and the totals.
 
     Args:
         name: a key of :data:`TASKS`.
         cell: ``"lstm"`` (forget-gate LSTM), ``"rnn"``, ``"gru"``, or any LSTM variant name
-            (``"lstm1997"``, ``"peephole"``, ...).
+            (``"lstm1997"``, ``"peephole"``, ...). None: the task's ``CELL`` (``"lstm1997"``,
+            the 1997 cell without forget gate, for the 1997 long-lag tasks adding, lag2a, lag2b
+            and temporal-order; ``"lstm"`` for reber and continual-reber).
         trials: networks to train; trial k uses seed ``seed + k`` (weights and data).
         seed: the first trial's seed.
         quick: the task's short form (shorter lags, smaller budgets) used by the tests.
@@ -79,7 +81,7 @@ def run(name: str, *, cell: str = "lstm", trials: int = 1, seed: int = 0, quick:
     from lstmkit.experiments import _common as C
 
     module = task_module(name)
-    cell = C.check_cell(f"experiment {name}", cell)
+    cell = C.check_cell(f"experiment {name}", getattr(module, "CELL", "lstm") if cell is None else cell)
     trials = check_int(f"experiment {name}", "trials", trials, minimum=1)
     seed = check_int(f"experiment {name}", "seed", seed, minimum=0)
     fixed = TASKS[name][1]

@@ -51,18 +51,23 @@ def recurrent_layer(cell: str, units: int, *, return_sequences: bool = False, st
     return LSTM(units, variant="vanilla" if cell == "lstm" else cell, **options)
 
 
-def set_forget_bias(layer, value: float | None) -> None:
-    """Write ``value`` into the forget-gate block of ``bias_ih`` (``bias_hh``'s block to 0).
+def set_gate_bias(layer, gate: str, value: float | None) -> None:
+    """Write ``value`` into gate ``gate``'s block of ``bias_ih`` (and ``bias_hh``'s block to 0).
 
-    None keeps the library's default (1.0, Jozefowicz et al. 2015); cells without a forget gate
-    are left alone.
+    ``gate`` is ``"i"``, ``"f"`` or ``"o"``. None keeps the library's default (forget gate 1.0,
+    Jozefowicz et al. 2015; 0 for the others); layers without that gate are left alone.
     """
-    if value is None or not isinstance(layer, LSTM) or "f" not in layer.variant.gates:
+    if value is None or not isinstance(layer, LSTM) or gate not in layer.variant.gates:
         return
-    H, k = layer.units, layer.variant.gates.index("f")
+    H, k = layer.units, layer.variant.gates.index(gate)
     with torch.no_grad():
         layer.cell.bias_ih[k * H:(k + 1) * H].fill_(value)
         layer.cell.bias_hh[k * H:(k + 1) * H].fill_(0.0)
+
+
+def set_forget_bias(layer, value: float | None) -> None:
+    """:func:`set_gate_bias` for the forget gate (cells without one are left alone)."""
+    set_gate_bias(layer, "f", value)
 
 
 class RecordingLoss:
@@ -90,12 +95,17 @@ class RecordingLoss:
 def build_network(cell: str, n_in: int, n_out: int, *, units: int, activation: str, loss: RecordingLoss,
                   learning_rate: float, clipnorm: float = 1.0, return_sequences: bool = False,
                   batch_size: int | None = None, stateful: bool = False,
-                  forget_bias: float | None = None) -> Sequential:
-    """``Sequential([<cell>(units), Dense(n_out, activation)])``, compiled with Adam and ``clipnorm``."""
+                  forget_bias: float | None = None, input_bias: float | None = None) -> Sequential:
+    """``Sequential([<cell>(units), Dense(n_out, activation)])``, compiled with Adam and ``clipnorm``.
+
+    ``forget_bias`` / ``input_bias``: the initial forget- / input-gate bias (None: the library's
+    default, 1.0 / 0.0).
+    """
     layer = recurrent_layer(cell, units, return_sequences=return_sequences, stateful=stateful)
     model = Sequential([layer, Dense(n_out, activation=activation)], input_shape=(None, n_in),
                        batch_size=batch_size)
     set_forget_bias(layer, forget_bias)
+    set_gate_bias(layer, "i", input_bias)
     model.compile(optimizer="adam", loss=loss, learning_rate=learning_rate, clipnorm=clipnorm)
     return model
 

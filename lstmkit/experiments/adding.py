@@ -35,7 +35,11 @@ PAPER = {
     "source": "Hochreiter & Schmidhuber 1997, Table 7 (LSTM, 2 blocks x 2 cells, 93 weights, lr 0.5)",
     "rows": {100: ("50", "1", "74,000"), 500: ("250", "0", "209,000"), 1000: ("500", "1", "853,000")},
 }
-DEFAULTS = dict(T=100, units=16, learning_rate=0.005, batch_size=32, forget_bias=None, window=2_000,
+# The 1997 cell (no forget gate, f = 1): its cell state keeps a value for any number of steps.
+# The forget-gate LSTM with bias 1.0 keeps 0.73^100 of it after 100 steps and did not meet the
+# criterion at T = 100 in our runs (docs/experiments.md).
+CELL = "lstm1997"
+DEFAULTS = dict(T=100, units=16, learning_rate=0.005, batch_size=32, forget_bias=None, input_bias=None, window=2_000,
                 max_error=0.01, tolerance=0.04, max_sequences=400_000, n_test=2_560)
 QUICK = dict(T=20, n_test=512, max_sequences=200_000)
 
@@ -78,7 +82,7 @@ def trial(cell: str, seed: int, settings: dict, verbose: bool = True) -> dict:
     s = settings
     loss = C.RecordingLoss("mse")
     model = C.build_network(cell, 2, 1, units=s["units"], activation="linear", loss=loss,
-                            learning_rate=s["learning_rate"], forget_bias=s["forget_bias"])
+                            learning_rate=s["learning_rate"], forget_bias=s["forget_bias"], input_bias=s["input_bias"])
     streak = C.Streak(s["window"], max_error=s["max_error"])
 
     def draw():

@@ -51,8 +51,9 @@ def add_experiment_command(commands) -> None:
         "criterion, and report the success rate, training sequences to success and test errors. "
         "Exit status 0 when every trial met the criterion, 1 otherwise. See docs/experiments.md.")
     parser.add_argument("name", choices=list(TASKS), metavar="NAME", help=f"one of: {', '.join(TASKS)}")
-    parser.add_argument("--cell", default="lstm",
-                        help="lstm (forget-gate LSTM, default), rnn, gru, or an LSTM variant: lstm1997, peephole, ...")
+    parser.add_argument("--cell", default=None,
+                        help="lstm (forget-gate LSTM), rnn, gru, or an LSTM variant: lstm1997, peephole, ... "
+                        "(default: lstm1997 for adding, lag2a, lag2b and temporal-order, lstm otherwise)")
     parser.add_argument("--T", type=int, default=None, metavar="N",
                         help="the time lag: T for adding, p for lag2a/lag2b (the paper's defaults: 100)")
     parser.add_argument("--trials", type=int, default=1, metavar="N", help="networks to train (seeds seed..seed+N-1)")

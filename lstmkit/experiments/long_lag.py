@@ -36,7 +36,11 @@ PAPER = {
            ("neural sequence chunker (p = 100)", "33%", "32,400")],
     "2b": [("LSTM (p = 100)", "100%", "5,680")],
 }
-DEFAULTS = dict(p=100, units=8, learning_rate=0.01, batch_size=32, forget_bias=None, window=10_000, max_sequences=200_000,
+# The 1997 cell (no forget gate, f = 1): its cell state keeps a value for any number of steps.
+# The forget-gate LSTM with bias 1.0 keeps 0.73^100 of it after 100 steps and did not meet the
+# criterion at T = 100 in our runs (docs/experiments.md).
+CELL = "lstm1997"
+DEFAULTS = dict(p=100, units=8, learning_rate=0.01, batch_size=32, forget_bias=None, input_bias=None, window=10_000, max_sequences=200_000,
                 random_middle=False, n_test=2_560)
 QUICK = dict(p=20, max_sequences=100_000, n_test=512)
 ERROR = 0.25
@@ -79,7 +83,7 @@ def trial(cell: str, seed: int, settings: dict, verbose: bool = True) -> dict:
     loss = C.RecordingLoss("categorical")
     model = C.build_network(cell, p + 1, p + 1, units=s["units"], activation="softmax", loss=loss,
                             learning_rate=s["learning_rate"], return_sequences=True,
-                            forget_bias=s["forget_bias"])
+                            forget_bias=s["forget_bias"], input_bias=s["input_bias"])
     streak = C.Streak(s["window"])
 
     def draw():

@@ -64,7 +64,7 @@ def test_temporal_order_quick_from_the_command_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lstmkit.cli", "-q", "experiment", "temporal-order", "--quick",
                            "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("temporal-order lstm: solved 1 of 1 trials")
+    assert proc.stdout.startswith("temporal-order lstm1997: solved 1 of 1 trials")
     result = json.loads(out.read_text())
     assert result["trials"][0]["test_wrong"] <= 5
 
