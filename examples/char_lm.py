@@ -19,7 +19,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     text = open(sys.argv[1], encoding="utf-8").read() if len(sys.argv) > 1 else None
-    result = zoo.train_char_lm(text, units=256, steps=100, minutes=2.0)
+    result = zoo.train_char_lm(text, units=256, steps=100, minutes=1.5)
     print(f"{len(result.vocab)} characters, {result.epochs} epochs in {result.seconds:.0f} s: "
           f"validation {result.val_bpc:.3f} bits per character")
     print("learning curves:", plot.diagnose(result.history))
