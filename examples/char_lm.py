@@ -1,4 +1,4 @@
-"""A character-level LSTM language model, trained for two minutes, then sampled at two temperatures.
+"""A character-level LSTM language model, trained for a minute and a half, then sampled at two temperatures.
 
 Trains on the Python documentation's topic pages (pydoc_data.topics, in every Python), or on the
 text file given as the first argument. Prints the validation bits per character (the last 10 %
