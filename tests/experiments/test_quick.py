@@ -100,3 +100,17 @@ def test_continual_reber_quick_forget_gate():
 def test_lag2a_quick():
     result = run("lag2a", quick=True, verbose=False)
     assert result["solved"] == 1
+
+
+def test_long_lag_tasks_default_to_the_1997_cell_with_a_negative_input_bias():
+    from lstmkit.experiments import task_module
+    from lstmkit.experiments._common import RecordingLoss, build_network
+
+    assert {name: getattr(task_module(name), "CELL", "lstm") for name in TASKS} == {
+        "reber": "lstm", "lag2a": "lstm1997", "lag2b": "lstm1997", "adding": "lstm1997",
+        "temporal-order": "lstm1997", "continual-reber": "lstm"}
+    model = build_network("lstm1997", 2, 1, units=4, activation="linear", loss=RecordingLoss("mse"),
+                          learning_rate=0.01, input_bias=-2.0)
+    cell = model.layers[0].cell
+    assert cell.bias_ih.shape[0] == 3 * 4  # i, g, o: no forget block
+    assert (cell.bias_ih[:4] == -2.0).all() and (cell.bias_hh[:4] == 0.0).all()
