@@ -83,7 +83,10 @@ class _FusedLSTM(torch.autograd.Function):
         ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
                               rmask if rmask is not None else torch.empty(0), *params)
         ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
-        return (y, *state)
+        # The per-step lists above hold the final c (and h): returning those very tensors would
+        # make each output's grad_fn point at the node that holds them, a cycle through C++ that
+        # Python's collector cannot see, leaking every step's activations. Return copies.
+        return (y, *(t.clone() for t in state))
 
     @staticmethod
     def backward(ctx, dy, dhT, dcT, daT=None):
@@ -482,7 +485,7 @@ class _FusedGRU(torch.autograd.Function):
         ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
         ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
                               rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
-        return y, hT
+        return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
     def backward(ctx, dy, dhT):
@@ -604,7 +607,7 @@ class _FusedRNN(torch.autograd.Function):
         ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
         ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
                               rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
-        return y, hT
+        return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
     def backward(ctx, dy, dhT):
