@@ -53,6 +53,8 @@ ERROR = 0.25
 def check(settings: dict) -> dict:
     settings["p"] = check_int("experiment lag", "p", settings["p"], minimum=2)
     settings["window"] = check_int("experiment lag", "window", settings["window"], minimum=1)
+    if settings["lr_drop_after"] is not None:
+        settings["lr_drop_after"] = check_int("experiment lag", "lr_drop_after", settings["lr_drop_after"], minimum=1)
     return settings
 
 
