@@ -63,6 +63,19 @@ def _add(a, b):
     return a if b is None else a + b
 
 
+def _keep_inputs(ctx, x, mask, rmask, *tensors):
+    """Save what every backward reads; absent masks are stored as empty placeholders."""
+    ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
+    empty = x.new_empty(0)
+    ctx.save_for_backward(x, empty if mask is None else mask, empty if rmask is None else rmask, *tensors)
+
+
+def _kept_inputs(ctx):
+    """``(x, mask or None, rmask or None, [the other saved tensors])``."""
+    x, mask, rmask, *rest = ctx.saved_tensors
+    return x, (mask if ctx.has_mask else None), (rmask if ctx.has_rmask else None), rest
+
+
 # --------------------------------------------------------------------------------------------
 # LSTM family
 
@@ -80,9 +93,7 @@ class _FusedLSTM(torch.autograd.Function):
         y, state, saved = _lstm_forward(v, H, proj, p, x, mask, rmask, h0, c0, a0, save=True)
         ctx.cell_meta = cell_meta
         ctx.saved = saved
-        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
-                              rmask if rmask is not None else torch.empty(0), *params)
-        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
+        _keep_inputs(ctx, x, mask, rmask, *params)
         # The per-step lists above hold the final c (and h): returning those very tensors would
         # make each output's grad_fn point at the node that holds them, a cycle through C++ that
         # Python's collector cannot see, leaking every step's activations. Return copies.
@@ -91,9 +102,7 @@ class _FusedLSTM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dhT, dcT, daT=None):
         v, H, proj, names = ctx.cell_meta
-        x, mask, rmask, *params = ctx.saved_tensors
-        mask = mask if ctx.has_mask else None
-        rmask = rmask if ctx.has_rmask else None
+        x, mask, rmask, params = _kept_inputs(ctx)
         p = dict(zip(names, params))
         grads = _lstm_backward(v, H, proj, p, x, mask, rmask, ctx.saved, dy, dhT, dcT, daT)
         dx, dh0, dc0, da0, dparams = grads
@@ -482,16 +491,13 @@ class _FusedGRU(torch.autograd.Function):
     def forward(ctx, reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh):
         y, hT, saved = _gru_forward(reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh, save=True)
         ctx.reset_after, ctx.saved = reset_after, saved
-        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
-        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
-                              rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
+        _keep_inputs(ctx, x, mask, rmask, W_ih, W_hh)
         return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
     def backward(ctx, dy, dhT):
-        x, mask, rmask, W_ih, W_hh = ctx.saved_tensors
-        out = _gru_backward(ctx.reset_after, x, mask if ctx.has_mask else None,
-                            rmask if ctx.has_rmask else None, W_ih, W_hh, ctx.saved, dy, dhT)
+        x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
+        out = _gru_backward(ctx.reset_after, x, mask, rmask, W_ih, W_hh, ctx.saved, dy, dhT)
         return (None, *out[:1], None, None, *out[1:])
 
 
@@ -604,16 +610,12 @@ class _FusedRNN(torch.autograd.Function):
     def forward(ctx, relu, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh):
         y, hT, saved = _rnn_forward(relu, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh, save=True)
         ctx.relu, ctx.saved = relu, saved
-        ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
-        ctx.save_for_backward(x, mask if mask is not None else torch.empty(0),
-                              rmask if rmask is not None else torch.empty(0), W_ih, W_hh)
+        _keep_inputs(ctx, x, mask, rmask, W_ih, W_hh)
         return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
     def backward(ctx, dy, dhT):
-        x, mask, rmask, W_ih, W_hh = ctx.saved_tensors
-        mask = mask if ctx.has_mask else None
-        rmask = rmask if ctx.has_rmask else None
+        x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
         B, T, _ = x.shape
         masks = _mask_steps(mask, T)
         dys = dy.unbind(1)
