@@ -57,9 +57,10 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
 
 
 def _native_is_faster(cell, x: torch.Tensor) -> bool:
-    # On the CPU torch has a oneDNN kernel only for the LSTM; its GRU and RNN are generic loops
-    # slower than ours at small sizes (docs/performance.md). On GPUs cuDNN wins for all three.
-    return x.device.type != "cpu" or isinstance(cell, LSTMCell)
+    # On the CPU torch has a oneDNN kernel only for the LSTM without projection; its GRU, RNN and
+    # projected LSTM are generic loops that are slower than ours at small sizes and equal at large
+    # ones (docs/performance.md). On GPUs cuDNN wins for all of them.
+    return x.device.type != "cpu" or (isinstance(cell, LSTMCell) and not cell.proj_size)
 
 
 def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None,

@@ -126,6 +126,7 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(LSTMCell(I, H), "auto", x, mask=torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)) == "fused"
     assert select_engine(LSTMCell(I, H), "auto", x, recurrent_mask=torch.ones(2, H)) == "fused"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", x) == "fused"
+    assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "fused"  # no oneDNN kernel on the CPU
 
 
 def test_native_refuses_what_it_cannot_compute():
