@@ -22,27 +22,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 
 import torch
 from torch import nn
 
+from _timing import median_time
 from lstmkit.layers import GRU, LSTM
 
 SIZES = [(1, 1000, 1, 64), (16, 500, 8, 64), (32, 100, 32, 128), (64, 100, 64, 256), (128, 50, 128, 512)]
 QUICK_SIZES = [(1, 100, 1, 32), (16, 50, 8, 32)]
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: allocations, oneDNN primitive creation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step_fns(module, x, torch_module: bool):
@@ -142,7 +131,7 @@ def main(argv=None) -> int:
             module = make()
             module(x)  # build lazily sized layers
             fwd, train = step_fns(module, x, is_torch)
-            t_fwd, t_train = timed(fwd, args.repeats), timed(train, args.repeats)
+            t_fwd, t_train = median_time(fwd, args.repeats), median_time(train, args.repeats)
             if anchor is None:
                 anchor = (t_fwd, t_train)
             flops = 3 * 2 * B * T * (I + H) * 4 * H
@@ -154,7 +143,7 @@ def main(argv=None) -> int:
         if keras_step is None:
             print(f"| ({B}, {T}, {I}, {H}) | Keras 3 | not installed | | | | | |")
         else:
-            t_train = timed(keras_step, args.repeats)
+            t_train = median_time(keras_step, args.repeats)
             print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | | |")
     return 0
 

@@ -15,36 +15,23 @@ Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from _timing import per_call_us
+
 import lstmkit
 from lstmkit.layers import LSTM, Dense
 
 
-def per_call_us(fn, calls: int = 2000, rounds: int = 5) -> float:
-    for _ in range(200):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
-
-
 def keras_step_us():
     try:
-        import keras  # noqa: F401
+        import keras
     except Exception:
         return None
-    import keras
 
     layer = keras.layers.LSTM(64, stateful=True)
     model = keras.Sequential([keras.Input(batch_shape=(1, 1, 1)), layer])

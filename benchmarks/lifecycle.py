@@ -15,27 +15,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from _timing import median_time
+
 import lstmkit
 from lstmkit.experiments import memory
 from lstmkit.layers import LSTM, Dense
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # ------------------------------------------------------------------ 1. memory demo
