@@ -96,10 +96,28 @@ def test_continual_reber_quick_forget_gate():
     assert result["solved"] == 1
 
 
-@pytest.mark.slow
 def test_lag2a_quick():
     result = run("lag2a", quick=True, verbose=False)
-    assert result["solved"] == 1
+    assert result["solved"] == 1 and result["trials"][0]["test_wrong"] == 0
+
+
+def test_long_lag_last_step_weight_and_learning_rate_drops():
+    import torch
+
+    from lstmkit.experiments.long_lag import LastStepLoss
+
+    y = torch.eye(3)[torch.tensor([[0, 1, 2, 0]])]  # (1, 4, 3)
+    pred = torch.full((1, 4, 3), 0.25, requires_grad=True)
+    pred.data[0, -1] = torch.tensor([0.5, 0.25, 0.25])
+    loss = LastStepLoss(2.0)(pred, y)
+    assert loss.item() == pytest.approx(-np.log(0.25) + 2.0 * -np.log(0.5))
+    loss.backward()  # the last step's gradient is the weight times its own, the middle ones share 1
+    assert float(pred.grad[0, -1, 0]) == pytest.approx(2.0 * -1 / 0.5)
+    assert float(pred.grad[0, 0, 0]) == pytest.approx(-1 / 0.25 / 3)
+    with pytest.raises(ValueError, match="lr_drops"):
+        run("lag2a", quick=True, verbose=False, lr_drops=-1)
+    with pytest.raises(ValueError, match="last_weight"):
+        run("lag2a", quick=True, verbose=False, last_weight=-1.0)
 
 
 def test_long_lag_tasks_default_to_the_1997_cell_with_a_negative_input_bias():
