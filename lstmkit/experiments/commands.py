@@ -50,7 +50,9 @@ def add_experiment_command(commands) -> None:
         description="Train networks on one of the classic long-time-lag tasks with the paper's success "
         "criterion, and report the success rate, training sequences to success and test errors. "
         "Exit status 0 when every trial met the criterion, 1 otherwise. See docs/experiments.md.")
-    parser.add_argument("name", choices=list(TASKS), metavar="NAME", help=f"one of: {', '.join(TASKS)}")
+    parser.add_argument("name", choices=[*TASKS, "all"], metavar="NAME",
+                        help=f"one of: {', '.join(TASKS)}; or all: every task's default run in turn "
+                        "(adding at T = 100 and 500), one summary line each")
     parser.add_argument("--cell", default=None,
                         help="lstm (forget-gate LSTM), rnn, gru, or an LSTM variant: lstm1997, peephole, ... "
                         "(default: lstm1997 for adding, lag2a, lag2b and temporal-order, lstm otherwise)")
@@ -63,6 +65,9 @@ def add_experiment_command(commands) -> None:
     parser.add_argument("--lr", type=float, default=None, metavar="X", help="Adam learning rate (default: per task)")
     parser.add_argument("--full", action="store_true",
                         help="continual-reber: test streams of 10^6 symbols as in the paper (default 10^5)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="all: also run every task with the plain rnn and the gru")
+    parser.add_argument("--long", action="store_true", help="all: also the adding problem at T = 1000 (hours)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
 
     def handler(args) -> int:

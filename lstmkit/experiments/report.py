@@ -48,7 +48,83 @@ def settings_from_args(args) -> dict:
     return settings
 
 
+#: ``lstmkit experiment all``: the default protocol, task by task (name, settings). ``--long``
+#: adds the adding problem at T = 1000 (the paper's 853,000 sequences; hours here).
+PROTOCOL = [("reber", {}), ("lag2a", {}), ("lag2b", {}), ("adding", {"T": 100}), ("adding", {"T": 500}),
+            ("temporal-order", {}), ("continual-reber", {})]
+LONG = [("adding", {"T": 1000})]
+BASELINES = ("rnn", "gru")
+
+
+def protocol(long: bool = False, baselines: bool = False, quick: bool = False) -> list[tuple[str, str | None, dict]]:
+    """The runs of ``lstmkit experiment all``: ``(task, cell or None for the task's own, settings)``.
+
+    >>> [(t, c, s) for t, c, s in protocol()][:2]
+    [('reber', None, {}), ('lag2a', None, {})]
+    >>> len(protocol(long=True, baselines=True))
+    24
+    >>> protocol(quick=True)[3]  # the quick forms keep their own short lags
+    ('adding', None, {})
+    """
+    runs = PROTOCOL + (LONG if long else [])
+    if quick:  # one quick run per task; the quick form sets its own lag
+        seen, short = set(), []
+        for task, _ in runs:
+            if task not in seen:
+                seen.add(task)
+                short.append((task, {}))
+        runs = short
+    cells = (None, *BASELINES) if baselines else (None,)
+    return [(task, cell, dict(settings)) for task, settings in runs for cell in cells]
+
+
+def _write_json(path: str, data) -> None:
+    from lstmkit._io import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=1, default=str).encode())
+
+
+def _print_trials(result: dict) -> None:
+    print(summary_line(result))
+    for r in result["trials"]:
+        done = f"{r['sequences']:,}" if r["sequences"] is not None else f"not met in {r['sequences_seen']:,}"
+        print(f"  seed {r['seed']}: {done} training sequences; test wrong {r.get('test_wrong')} of "
+              f"{r.get('test_total')}; {r['seconds']:.1f} s")
+
+
+def main_all(args) -> int:
+    """Every task's default run (and the baselines with ``--baselines``), one summary line each."""
+    for flag, given in (("--cell", args.cell), ("--T", args.T), ("--units", args.units), ("--lr", args.lr)):
+        if given is not None:
+            logger.error("experiment all: `%s` applies to a single task; name the task instead of `all`.", flag)
+            return 2
+    if args.full:
+        logger.error("experiment all: `--full` applies to continual-reber only; run it on its own.")
+        return 2
+    import torch
+
+    from lstmkit.experiments import run
+
+    torch.set_num_threads(1)
+    results = []
+    for task, cell, settings in protocol(long=args.long, baselines=args.baselines, quick=args.quick):
+        result = run(task, cell=cell, trials=args.trials, seed=args.seed, quick=args.quick,
+                     verbose=not getattr(args, "quiet", False), **settings)
+        result["label"] = task + (f" T={settings['T']}" if "T" in settings else "")
+        print(summary_line({**result, "task": result["label"]}), flush=True)
+        results.append(result)
+        if args.json:  # rewritten after every task, so an interrupted run keeps what it finished
+            _write_json(args.json, results)
+    own = [r for r, (_, cell, _) in zip(results, protocol(args.long, args.baselines, args.quick)) if cell is None]
+    return 0 if all(r["solved"] == r["n_trials"] for r in own) else 1
+
+
 def main(args) -> int:
+    if args.name == "all":
+        return main_all(args)
+    if getattr(args, "long", False) or getattr(args, "baselines", False):
+        logger.error("experiment %s: `--long` and `--baselines` apply to `lstmkit experiment all` only.", args.name)
+        return 2
     try:
         settings = settings_from_args(args)
     except ValueError as err:
@@ -65,12 +141,7 @@ def main(args) -> int:
     except (TypeError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    print(summary_line(result))
-    for r in result["trials"]:
-        done = f"{r['sequences']:,}" if r["sequences"] is not None else f"not met in {r['sequences_seen']:,}"
-        print(f"  seed {r['seed']}: {done} training sequences; test wrong {r.get('test_wrong')} of "
-              f"{r.get('test_total')}; {r['seconds']:.1f} s")
+    _print_trials(result)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, default=str)
+        _write_json(args.json, result)
     return 0 if result["solved"] == result["n_trials"] else 1

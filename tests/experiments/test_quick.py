@@ -76,6 +76,16 @@ def test_command_line_refuses_a_lag_for_a_fixed_length_task():
     assert "`--T` sets the lag of adding, lag2a and lag2b only" in proc.stderr
 
 
+def test_experiment_all_refuses_single_task_options():
+    for extra in (["--T", "50"], ["--cell", "rnn"]):
+        proc = subprocess.run([sys.executable, "-m", "lstmkit.cli", "experiment", "all", *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "applies to a single task" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "lstmkit.cli", "experiment", "reber", "--baselines"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "apply to `lstmkit experiment all` only" in proc.stderr
+
+
 def test_command_line_lists_every_task():
     proc = subprocess.run([sys.executable, "-m", "lstmkit.cli", "experiment", "--help"],
                           capture_output=True, text=True, timeout=120)
