@@ -35,6 +35,7 @@ from lstmkit.cells.lstm import INITS
 from lstmkit.cells.rnn import NONLINEARITIES
 from lstmkit.cells.variants import LSTMVariant, get_variant
 from lstmkit.engine import ENGINES, dispatch, select_engine
+from lstmkit.engine.stream import stream_step
 from lstmkit.errors import NotBuiltError
 from lstmkit.layers.base import Layer, register
 
@@ -141,6 +142,12 @@ class Recurrent(Layer):
 
     # -- the call -----------------------------------------------------------------------------
     def forward(self, x, initial_state=None, mask=None, lengths=None):
+        if (type(x) is torch.Tensor and x.dim() == 3 and x.shape[1] == 1 and x.shape[0] > 0
+                and initial_state is None and mask is None and lengths is None and self.cell is not None
+                and not torch.is_grad_enabled()):
+            out = stream_step(self, x)  # streaming inference: one compiled call (engine/stream.py)
+            if out is not None:
+                return out
         name = type(self).__name__
         x = self._check_input(x)
         B, T, _ = x.shape

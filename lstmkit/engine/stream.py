@@ -1,0 +1,131 @@
+"""One step of the vanilla LSTM for streaming inference on the CPU, as one compiled call.
+
+Streaming a model one step at a time (a forecaster fed live data, a generator sampling symbol by
+symbol) costs per call what torch charges to set up its ops: ATen's fused cell op
+``torch.lstm_cell`` is one dispatch but runs four small matrix products, ~40-60 us for an
+``LSTM(64)`` on this machine, where the arithmetic is ~16k multiply-adds (docs/performance.md).
+:func:`lstm_step` does the whole step in one compiled loop over the gate rows.
+
+:func:`stream_step` is the layer's shortcut: it answers a one-step call of a vanilla ``LSTM``
+without a graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64,
+with no mask and no initial state passed in (the layer's carried state or zeros), and returns
+None for anything else, which then takes the ordinary engine path. Tests compare it with the
+reference loop in float64 and with ``torch.nn.LSTMCell``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lstmkit.cells.lstm import LSTMCell
+from lstmkit.engine import jit
+
+
+@jit.njit(cache=True, fastmath=True, nogil=True)
+def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cover - compiled
+    """``h_out, c_out`` = one vanilla LSTM step from ``x (B, I)``, ``h, c (B, H)``; torch's gate
+    order (i, f, g, o) and weight layout (``W_ih (4H, I)``, ``W_hh (4H, H)``).
+
+    All arithmetic stays in the weights' dtype (a Python float constant would promote float32 to
+    float64 and halve the speed), and tanh is computed through one exp, 1 - 2 / (e^2z + 1): libm's
+    tanh costs about three exps here.
+    """
+    B, I = x.shape
+    H = c.shape[1]
+    one = b_ih.dtype.type(1.0)
+    two = b_ih.dtype.type(2.0)
+    lim = b_ih.dtype.type(20.0)  # tanh(20) is 1 to the last bit in float64
+    z = np.empty(4 * H, b_ih.dtype)
+    for b in range(B):
+        for r in range(4 * H):
+            s = b_ih[r] + b_hh[r]
+            for k in range(I):
+                s += W_ih[r, k] * x[b, k]
+            for k in range(H):
+                s += W_hh[r, k] * h[b, k]
+            z[r] = s
+        for j in range(H):
+            i = one / (one + math.exp(-z[j]))
+            f = one / (one + math.exp(-z[H + j]))
+            g = one - two / (math.exp(two * min(max(z[2 * H + j], -lim), lim)) + one)
+            o = one / (one + math.exp(-z[3 * H + j]))
+            cj = f * c[b, j] + i * g
+            c_out[b, j] = cj
+            h_out[b, j] = o * (one - two / (math.exp(two * min(max(cj, -lim), lim)) + one))
+
+
+_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _eligible(cell, engine: str) -> bool:
+    """Whether this cell and engine choice can take the compiled step."""
+    v = getattr(cell, "variant", None)
+    return (jit.AVAILABLE and type(cell) is LSTMCell and engine in ("auto", "fused")
+            and v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm or v.gate_recurrence)
+            and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size
+            and cell.weight_ih.device.type == "cpu" and cell.weight_ih.dtype in (torch.float32, torch.float64))
+
+
+def _prepared(layer):
+    """``(dtype, NumPy views of the weights)`` when the layer can take the compiled step, else None.
+
+    Cached on the layer and checked on every call with plain dictionary reads (no
+    ``nn.Module.__getattr__``): the same cell, engine, parameter objects and storages. The views
+    share memory with the parameters, so in-place updates (optimizer steps, ``load_state_dict``)
+    show through; ``layer.to(...)`` or new parameters rebuild them.
+    """
+    d = layer.__dict__
+    cell = d["_modules"]["cell"]
+    params = cell.__dict__["_parameters"]
+    w_ih, w_hh, b_ih, b_hh = params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"]
+    cached = d.get("_stream")
+    if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and cached[2] is w_ih
+            and cached[3] is w_hh and cached[4] is b_ih and cached[5] is b_hh
+            and cached[6] == (w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr())):
+        return cached[7]
+    tensors = (w_ih, w_hh, b_ih, b_hh)
+    ready = (w_ih.dtype, tuple(p.detach().numpy() for p in tensors)) if _eligible(cell, d["engine"]) else None
+    d["_stream"] = (cell, d["engine"], *tensors, tuple(p.data_ptr() for p in tensors), ready)
+    return ready
+
+
+def stream_step(layer, x: torch.Tensor):
+    """The layer's output for a one-step input ``x (B, 1, I)`` through :func:`lstm_step`, or None
+    when the call or the layer is not one it covers (the caller then runs the engine as usual)."""
+    d = layer.__dict__
+    if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
+        return None
+    ready = _prepared(layer)
+    if ready is None:
+        return None
+    weights = ready[1]
+    if not x.is_cpu or x.dtype != ready[0] or x.shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
+        return None
+    B, H = x.shape[0], d["units"]
+    states = d["_states"] if d["stateful"] else None
+    if states is None:
+        h = c = np.zeros((B, H), dtype=weights[0].dtype)
+    elif states[0].shape[0] != B:
+        return None  # the engine path explains the batch-size mismatch
+    else:
+        mine = d.get("_stream_state")  # the arrays behind the state this shortcut stored last
+        if mine is not None and mine[0] is states:
+            h, c = mine[1], mine[2]
+        else:
+            h, c = states[0].detach().numpy(), states[1].detach().numpy()
+    h_np = np.empty((B, H), dtype=weights[0].dtype)
+    c_np = np.empty((B, H), dtype=weights[0].dtype)
+    # C-contiguous (B, I): a strided view costs ~5 us more in numba's dispatch
+    xs = (x.detach() if x.requires_grad else x).numpy().reshape(B, -1)
+    lstm_step(xs, h, c, *weights, h_np, c_np)
+    # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
+    h_new, c_new = torch.from_numpy(h_np), torch.from_numpy(c_np)
+    d["_last_engine"] = "fused"
+    if d["stateful"]:
+        d["_states"] = state = (h_new, c_new)
+        d["_stream_state"] = (state, h_np, c_np)
+    y = torch.from_numpy(h_np.reshape(B, 1, H)) if d["return_sequences"] else h_new
+    return (y, h_new, c_new) if d["return_state"] else y

@@ -1,0 +1,93 @@
+"""The compiled one-step path for streaming inference (lstmkit/engine/stream.py).
+
+It must give the layer's function exactly: against the reference loop in float64, against
+``torch.nn.LSTMCell`` in float32, across carried state, weight updates and dtype changes, and it
+must step aside (to the ordinary engine) for anything it does not cover.
+"""
+
+import pytest
+import torch
+
+from lstmkit.engine import jit
+from lstmkit.layers import LSTM
+from tests.helpers import max_diff, randomize
+
+pytestmark = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
+
+
+def _pair(dtype=torch.float64, **options):
+    fast = LSTM(7, input_size=3, stateful=True, **options).to(dtype)
+    randomize(fast, seed=3)
+    slow = LSTM(7, input_size=3, stateful=True, engine="reference", **options).to(dtype)
+    slow.load_state_dict(fast.state_dict())
+    return fast.eval(), slow.eval()
+
+
+@pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, False), (True, True)])
+def test_streaming_steps_match_the_reference_loop_in_float64(return_sequences, return_state):
+    fast, slow = _pair(return_sequences=return_sequences, return_state=return_state)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(6):  # the carried state goes through the shortcut's own arrays
+            x = torch.rand(4, 1, 3, generator=gen, dtype=torch.float64) * 4 - 2
+            a, b = fast(x), slow(x)
+            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
+            a, b = (a, b) if return_state else ((a,), (b,))
+            for u, v in zip(a, b):
+                assert u.shape == v.shape and u.dtype == torch.float64
+                assert max_diff(u, v) < 1e-12
+        assert max_diff(fast.states[1], slow.states[1]) < 1e-12  # c, too
+
+
+def test_float32_matches_torch_lstm_cell_and_sees_weight_updates():
+    layer = randomize(LSTM(64, input_size=2, stateful=True), seed=1).eval()
+    cell = torch.nn.LSTMCell(2, 64)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data.copy_(getattr(layer.cell, name))
+    gen = torch.Generator().manual_seed(2)
+    h = c = torch.zeros(1, 64)
+    with torch.no_grad():
+        for step in range(5):
+            if step == 3:  # an optimizer-style in-place update must show through the cached views
+                layer.cell.weight_hh.mul_(0.5)
+                cell.weight_hh.mul_(0.5)
+            x = torch.randn(1, 1, 2, generator=gen)
+            y = layer(x)
+            h, c = cell(x[:, 0], (h, c))
+            assert layer.engine_in_use == "fused"
+            assert max_diff(y, h) < 1e-5 and max_diff(layer.states[1], c) < 1e-5
+
+
+def test_dtype_change_and_state_set_by_hand():
+    fast, slow = _pair(torch.float32)
+    x = torch.randn(2, 1, 3)
+    with torch.no_grad():
+        fast(x)
+        fast.to(torch.float64), slow.to(torch.float64)
+        state = (torch.randn(2, 7, dtype=torch.float64), torch.randn(2, 7, dtype=torch.float64))
+        fast.states, slow.states = state, state
+        a, b = fast(x.double()), slow(x.double())
+    assert fast.engine_in_use == "fused" and a.dtype == torch.float64
+    assert max_diff(a, b) < 1e-12
+
+
+def test_the_shortcut_steps_aside():
+    fast, _ = _pair()
+    x = torch.randn(2, 1, 3, dtype=torch.float64)
+    fast(x)  # with autograd on, the engine runs (a graph is needed)
+    assert fast.engine_in_use == "native"
+    with torch.no_grad():
+        fast(x, initial_state=(torch.zeros(2, 7, dtype=torch.float64),) * 2)
+        assert fast.engine_in_use == "native"
+        fast(torch.randn(2, 2, 3, dtype=torch.float64))  # two steps
+        assert fast.engine_in_use == "native"
+        peephole = LSTM(4, variant="peephole", input_size=3)
+        peephole(torch.randn(2, 1, 3))
+        assert peephole.engine_in_use == "reference"  # its own step, as before
+        reference = LSTM(4, input_size=3, engine="reference")
+        reference(torch.randn(2, 1, 3))
+        assert reference.engine_in_use == "reference"
+        with pytest.raises(ValueError, match="carries a state for batch size 2"):
+            fast(torch.randn(3, 1, 3, dtype=torch.float64))
+        with pytest.raises(TypeError, match="does not match the layer's weights"):
+            fast(torch.randn(2, 1, 3))
