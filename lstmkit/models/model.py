@@ -119,6 +119,28 @@ class Model(nn.Module):
             self.reset_states()
         self._record_input(x)
 
+    @contextlib.contextmanager
+    def _evaluation_mode(self):
+        """Evaluation mode for the duration; afterwards every module is back in its own mode.
+
+        Sets each module's ``training`` flag directly: ``nn.Module.train`` walks the tree through
+        ``__setattr__`` and cost ~100-200 us of every small ``predict`` (docs/performance.md).
+        Modules that override ``train`` get their own method called.
+        """
+        switched = [m for m in self.modules() if m.training]
+        custom = [m for m in switched if type(m).train is not nn.Module.train]
+        for m in switched:
+            m.__dict__["training"] = False
+        for m in custom:
+            m.train(False)
+        try:
+            yield
+        finally:
+            for m in switched:
+                m.__dict__["training"] = True
+            for m in custom:
+                m.train(True)
+
     def _build_with_shape(self, shape, batch: int, dtype: torch.dtype) -> None:
         """Build on zeros of ``(batch, *shape)``; an unknown (None) length is tried at 1, 8, 32,
         128 steps in turn, since convolutions and pooling need a minimum length."""
@@ -757,18 +779,13 @@ class Model(nn.Module):
         self._require_built("predict")
         batches = self._batches("predict", x, None, batch_size, need_targets=False)
         outputs = []
-        was_training = self.training
-        self.eval()
         device = self._device()
-        try:
-            with torch.no_grad(), self._autocast(device):
-                for xb, _ in batches.iterate(False):
-                    outputs.append(self._run(self._to_device(xb, device))[0].float().cpu())
-        finally:
-            self.train(was_training)
+        with self._evaluation_mode(), torch.no_grad(), self._autocast(device):
+            for xb, _ in batches.iterate(False):
+                outputs.append(self._run(self._to_device(xb, device))[0].float().cpu())
         if not outputs:
             raise ValueError("predict: `x` produced no batches.")
-        return torch.cat(outputs).numpy()
+        return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)).numpy()
 
     def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
         """``predict``: the probabilities a final sigmoid or softmax layer produces."""

@@ -488,3 +488,18 @@ def test_unknown_length_builds_models_that_need_a_minimum_length():
                                input_shape=(None, 2))
     assert model.built
     assert model.predict(torch.randn(3, 40, 2)).shape == (3, 4)
+
+
+def test_predict_runs_in_evaluation_mode_and_restores_each_modules_own_mode():
+    from lstmkit.layers import Dropout
+
+    model = lstmkit.Sequential([LSTM(8), Dropout(0.5), Dense(1)], input_shape=(5, 2))
+    model.train()
+    model.layers[1].eval()  # a module the user put in eval mode by hand stays there
+    x = torch.randn(4, 5, 2)
+    model.layers[1].train()
+    first = model.predict(x)
+    assert (first == model.predict(x)).all()  # no dropout while predicting
+    model.layers[1].eval()
+    model.predict(x)
+    assert [layer.training for layer in model.layers] == [True, False, True] and model.training
