@@ -22,8 +22,9 @@ test are unchanged.
 
 ``lr_drops``: divide the learning rate by 10 the first time every sequence of a training batch
 meets the criterion, and again at the first such batch after each further ``window`` sequences,
-at most ``lr_drops`` times. Adam at 0.01 learns 2b in a few hundred updates but then
-swings between right and chance every thousand updates or so, which breaks any run of 10,000.
+at most ``lr_drops`` times (None: once for 2a, twice for 2b). Adam at 0.01 learns 2b in a few
+hundred updates but then swings between right and chance every thousand updates or so, which
+breaks any run of 10,000; on 2a a second drop slowed learning (docs/experiments.md).
 
 ``input_bias``: the input gates' initial bias; None means 0 for 2a and -3 for 2b, whose random
 middles otherwise fill the cells without a forget gate (the paper's "internal state drift").
@@ -60,7 +61,7 @@ PAPER = {
 # criterion at T = 100 in our runs (docs/experiments.md).
 CELL = "lstm1997"
 DEFAULTS = dict(p=100, units=8, learning_rate=0.01, batch_size=32, forget_bias=None, input_bias=None,
-                window=10_000, max_sequences=200_000, lr_drop_after=None, last_weight=1.0, lr_drops=2,
+                window=10_000, max_sequences=200_000, lr_drop_after=None, last_weight=1.0, lr_drops=None,
                 random_middle=False, n_test=2_560)
 QUICK = dict(p=20, max_sequences=100_000, n_test=512)
 ERROR = 0.25
@@ -71,6 +72,8 @@ def check(settings: dict) -> dict:
     settings["window"] = check_int("experiment lag", "window", settings["window"], minimum=1)
     if settings["input_bias"] is None:  # 2b's middles carry nothing; its gates start nearer closed
         settings["input_bias"] = -3.0 if settings["random_middle"] else 0.0
+    if settings["lr_drops"] is None:  # measured: a second drop slowed or stopped 2a, and steadied 2b
+        settings["lr_drops"] = 2 if settings["random_middle"] else 1
     settings["lr_drops"] = check_int("experiment lag", "lr_drops", settings["lr_drops"], minimum=0)
     if settings["last_weight"] is not None:
         settings["last_weight"] = check_float("experiment lag", "last_weight", settings["last_weight"], low=0.0)
