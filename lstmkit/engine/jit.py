@@ -30,7 +30,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 try:  # pragma: no cover - exercised through AVAILABLE
     import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls this BLAS)
-    from numba import njit
+    from numba import njit, types
+    from numba.extending import overload
 
     AVAILABLE = True
 except Exception:  # numba or scipy missing or broken on this platform
@@ -47,17 +48,100 @@ except Exception:  # numba or scipy missing or broken on this platform
 GI, GF, GG, GO, FORGET, TANH_IN, TANH_OUT, LN, PROJ, MASK, RMASK, PEEP_I, PEEP_F, PEEP_O = range(14)
 
 
-@njit(cache=True, fastmath=True, nogil=True)
-def _sigmoid(z):
-    return 1.0 / (1.0 + math.exp(-z))
+# ---------------------------------------------------------------------------------------------
+# exp over an array, vectorisable
+#
+# Every gate is a sigmoid 1 / (1 + e^-z) or a tanh 1 - 2 / (e^2z + 1), so the forward kernels
+# spend most of their arithmetic in exp. libm's exp is a scalar call (~5 ns an element here) and
+# numba's LLVM has no vector math library, so the kernels collect each step's arguments in an
+# array and call _exp on it, a loop LLVM vectorises (AVX2: ~1.5 ns an element in float64, ~0.5 ns
+# in float32). The method: x = n ln2 + r with n an integer and |r| <= ln2/2; exp(r) by its Taylor
+# polynomial; 2^n built from its exponent bits. n is rounded by adding and subtracting 1.5 2^m
+# (m the mantissa width), which leaves n in the low mantissa bits of the sum; the functions are
+# compiled without `reassoc`, which would fold (v + 1.5 2^m) - 1.5 2^m back into v.
+# The argument is clamped where exp stays normal, so that 1 + e and e + 1 never overflow: the
+# sigmoid and tanh built on it are finite and in range for every finite input.
+
+_EXP_FASTMATH = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}  # fastmath=True less reassoc
+
+# float64: |r| <= ln2/2 and degree 13 leave a truncation error below 5e-18, under half an ulp
+_EXP64_MIN, _EXP64_MAX = -700.0, 700.0  # exp = 1e-304 .. 1e304; n = -1010 .. 1010
+_LOG2E = 1.4426950408889634
+_SHIFT64 = 6755399441055744.0  # 1.5 * 2**52
+_SHIFT64_BITS = 0x4338000000000000
+_LN2_HI_64 = 0.6931471803691238  # ln2 in two parts; n * _LN2_HI_64 is exact for |n| < 2**21
+_LN2_LO_64 = 1.9082149292705877e-10
+_C64 = tuple(1.0 / math.factorial(k) for k in range(14))
+
+# float32: degree 7 leaves 1e-8; the constants are float32 so that nothing promotes to float64
+_F32 = np.float32
+_EXP32_MIN, _EXP32_MAX = _F32(-87.0), _F32(87.0)  # exp = 2e-38 .. 6e37; n = -126 .. 126
+_LOG2E_32 = _F32(_LOG2E)
+_SHIFT32 = _F32(12582912.0)  # 1.5 * 2**23
+_SHIFT32_BITS = 0x4B400000
+_LN2_HI_32 = _F32(0.693359375)  # 9 bits: n * _LN2_HI_32 is exact
+_LN2_LO_32 = _F32(-2.12194440e-4)
+_C32 = tuple(_F32(1.0 / math.factorial(k)) for k in range(8))
+
+# 1 and 2 as float32 promote exactly to float64: the gate formulas keep the array's precision
+_ONE, _TWO = _F32(1.0), _F32(2.0)
 
 
-@njit(cache=True, fastmath=True, nogil=True)
-def _tanh(z):
-    """tanh through one exp: 1 - 2 / (e^2z + 1). libm's tanh costs ~14 ns here, exp ~4 ns
-    (docs/performance.md); the argument is clipped where tanh is 1 to the last bit in float64."""
-    e = math.exp(2.0 * min(max(z, -20.0), 20.0))
-    return 1.0 - 2.0 / (e + 1.0)
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def _exp64(x, out):
+    """``out[:] = exp(x)`` for 1-D float64 arrays. ``out`` may be ``x``, but then the loop does
+    not vectorise: LLVM's overlap check fails and it runs the scalar version."""
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _C64
+    for k in range(x.size):
+        v = min(max(x[k], _EXP64_MIN), _EXP64_MAX)
+        t = v * _LOG2E + _SHIFT64  # 1.5 2^52 + n: n in the low bits
+        n = t - _SHIFT64
+        r = v - n * _LN2_HI_64 - n * _LN2_LO_64
+        p = c0 + r * (c1 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * (
+            c7 + r * (c8 + r * (c9 + r * (c10 + r * (c11 + r * (c12 + r * c13))))))))))))
+        two_n = np.int64((np.float64(t).view(np.int64) - _SHIFT64_BITS + 1023) << 52).view(np.float64)
+        out[k] = p * two_n
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def _exp32(x, out):
+    """``out[:] = exp(x)`` for 1-D float32 arrays; as _exp64, vectorised only out of place."""
+    c0, c1, c2, c3, c4, c5, c6, c7 = _C32
+    for k in range(x.size):
+        v = min(max(x[k], _EXP32_MIN), _EXP32_MAX)
+        t = v * _LOG2E_32 + _SHIFT32  # 1.5 2^23 + n: n in the low bits
+        n = t - _SHIFT32
+        r = v - n * _LN2_HI_32 - n * _LN2_LO_32
+        p = c0 + r * (c1 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
+        two_n = np.int32((np.float32(t).view(np.int32) - _SHIFT32_BITS + 127) << 23).view(np.float32)
+        out[k] = p * two_n
+
+
+def _exp(x, out):
+    """``out[:] = exp(x)`` for a 1-D float32 or float64 array; in compiled code, the vectorised
+    loop of the array's dtype (this Python body runs only when called from Python)."""
+    np.exp(x, out=out)
+
+
+if AVAILABLE:
+
+    @overload(_exp)
+    def _exp_compiled(x, out):
+        if x.dtype == types.float32:
+            return lambda x, out: _exp32(x, out)
+        return lambda x, out: _exp64(x, out)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True, inline="always")
+def _sigmoid_of_exp(e):
+    """sigmoid(z), given ``e = exp(-z)``."""
+    return _ONE / (_ONE + e)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True, inline="always")
+def _tanh_of_exp(e):
+    """tanh(z), given ``e = exp(2 z)``: 1 - 2 / (e^2z + 1)."""
+    return _ONE - _TWO / (e + _ONE)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -93,13 +177,20 @@ def _ln_back(d, xhat, rstd, out, n):
 
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+# error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch
+# that would keep LLVM from vectorising the gate loops; no divisor here can be zero.
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, mask, rmask, h, c,
                  y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, save):
     """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases;
     ``W_hhT (P, GH)`` and ``W_hrT (H, P)`` are the transposed recurrent and projection weights;
     ``h (B, P)`` and ``c (B, H)`` are updated in place to the final state; ``y (B, T, P)``
-    receives the outputs."""
+    receives the outputs.
+
+    Each step runs over the whole batch in passes of simple loops, so that they vectorise: the
+    pre-activations, the exp arguments of the gates, one _exp over all of them, the gate values
+    and the new cell state, then a second _exp for tanh(c) (and for o when its peephole reads the
+    new c), the output. The saves are copies at the end of the step."""
     B, T, GH = zx.shape
     P = W_hhT.shape[0]
     H = c.shape[1]
@@ -115,21 +206,46 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     k_peep_i = cfg[PEEP_I]
     k_peep_f = cfg[PEEP_F]
     k_peep_o = cfg[PEEP_O]
+    oi, of, og, oo = gi * H, gf * H, gg * H, go * H  # each gate's offset in a row of z
+    # A step's exp arguments are (B, H) blocks of `a` (their exps the same blocks of `e`), packed:
+    # in the first pass one block for each of i, f (exp(-z)), g (exp(2z)) and o that needs one;
+    # o moves to the second pass when its peephole reads the new cell state, followed by the
+    # block of tanh(c). Masked rows are computed too, their results dropped: no branch per row.
+    s_i, s_f, s_g, s_o = -1, -1, -1, -1
+    n1 = 0
+    if gi >= 0:
+        s_i = n1
+        n1 += 1
+    if k_forget == 0:
+        s_f = n1
+        n1 += 1
+    if k_tanh_in:
+        s_g = n1
+        n1 += 1
+    late_o = go >= 0 and k_peep_o
+    if go >= 0 and not late_o:
+        s_o = n1
+        n1 += 1
+    s_c = 1 if late_o else 0
+    n2 = s_c + (1 if k_tanh_out else 0)
     dt = zx.dtype
     h_in = np.empty((B, P), dt)
-    cn = np.empty((B, H), dt)
-    cc = np.empty(H, dt)
-    hr = np.zeros((B, H), dt)
-    ov = np.empty(H, dt)
     zh = np.empty((B, GH), dt)
+    # exp arguments and values in separate buffers: LLVM does not vectorise a loop in place
+    a_flat, e_flat = np.empty(4 * B * H, dt), np.empty(4 * B * H, dt)
+    a, e = a_flat.reshape((4, B, H)), e_flat.reshape((4, B, H))
+    gv = np.ones((4, B, H), dt)  # gate values i, f, g, o; an absent gate stays 1
+    cn = np.empty((B, H), dt)
+    cc = np.empty((B, H), dt)  # the cell state after layer norm
+    ca = cc if k_ln else cn  # what the output activation reads
+    tc = np.empty((B, H), dt)
+    hr = np.zeros((B, H), dt)
     for t in range(T):
         for b in range(B):
             for k in range(P):
                 h_in[b, k] = h[b, k] * rmask[b, k] if k_rmask else h[b, k]
         np.dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product, one BLAS call
         for b in range(B):
-            if k_mask and not mask[b, t]:
-                continue
             z = zh[b]
             if k_ln:
                 r = _ln_rows(z, GH)
@@ -142,55 +258,108 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
             else:
                 for j in range(GH):
                     z[j] += zx[b, t, j]
+        # Row views and slices below, not zh[b, oi + j]: LLVM does not vectorise a loop over an
+        # index that might be negative (numba wraps negative indices around).
+        # first pass: a sigmoid takes exp(-z), the tanh of g exp(2z)
+        for b in range(B):
+            z, cp = zh[b], c[b]
+            if s_i >= 0:
+                arg, zi = a[s_i, b], z[oi:oi + H]
+                if k_peep_i:
+                    for j in range(H):
+                        arg[j] = -(zi[j] + w_ci[j] * cp[j])
+                else:
+                    for j in range(H):
+                        arg[j] = -zi[j]
+            if s_f >= 0:
+                arg, zf = a[s_f, b], z[of:of + H]
+                if k_peep_f:
+                    for j in range(H):
+                        arg[j] = -(zf[j] + w_cf[j] * cp[j])
+                else:
+                    for j in range(H):
+                        arg[j] = -zf[j]
+            if s_g >= 0:
+                arg, zg = a[s_g, b], z[og:og + H]
+                for j in range(H):
+                    arg[j] = _TWO * zg[j]
+            if s_o >= 0:
+                arg, zo = a[s_o, b], z[oo:oo + H]
+                for j in range(H):
+                    arg[j] = -zo[j]
+        _exp(a_flat[:n1 * B * H], e_flat[:n1 * B * H])
+        for b in range(B):
+            i, f, g, o = gv[0, b], gv[1, b], gv[2, b], gv[3, b]
+            if s_i >= 0:
+                ei = e[s_i, b]
+                for j in range(H):
+                    i[j] = _sigmoid_of_exp(ei[j])
+            if s_f >= 0:
+                ef = e[s_f, b]
+                for j in range(H):
+                    f[j] = _sigmoid_of_exp(ef[j])
+            elif k_forget == 2:
+                for j in range(H):
+                    f[j] = _ONE - i[j]
+            if s_g >= 0:
+                eg = e[s_g, b]
+                for j in range(H):
+                    g[j] = _tanh_of_exp(eg[j])
+            else:
+                zg = zh[b, og:og + H]
+                for j in range(H):
+                    g[j] = zg[j]
+            if s_o >= 0:
+                eo = e[s_o, b]
+                for j in range(H):
+                    o[j] = _sigmoid_of_exp(eo[j])
+            cp, cnew = c[b], cn[b]
             for j in range(H):
-                cp = c[b, j]
-                if gi >= 0:
-                    zi = z[gi * H + j]
-                    if k_peep_i:
-                        zi += w_ci[j] * cp
-                    i = _sigmoid(zi)
-                else:
-                    i = 1.0
-                if k_forget == 0:
-                    zf = z[gf * H + j]
-                    if k_peep_f:
-                        zf += w_cf[j] * cp
-                    f = _sigmoid(zf)
-                elif k_forget == 2:
-                    f = 1.0 - i
-                else:
-                    f = 1.0
-                zg = z[gg * H + j]
-                g = _tanh(zg) if k_tanh_in else zg
-                cj = f * cp + i * g
-                if go >= 0:
-                    zo = z[go * H + j]
-                    if k_peep_o:
-                        zo += w_co[j] * cj
-                    o = _sigmoid(zo)
-                else:
-                    o = 1.0
-                cn[b, j] = cj
-                cc[j] = cj
-                ov[j] = o
-                if save:
-                    gates[b, t, 0, j] = i
-                    gates[b, t, 1, j] = f
-                    gates[b, t, 2, j] = g
-                    gates[b, t, 3, j] = o
-            if k_ln:
-                r = _ln_rows(cc, H)
+                cnew[j] = f[j] * cp[j] + i[j] * g[j]
+        if k_ln:
+            for b in range(B):
+                row, cnew = cc[b], cn[b]
+                for j in range(H):
+                    row[j] = cnew[j]
+                r = _ln_rows(row, H)
                 if save:
                     cc_rstd[b, t] = r
                     for j in range(H):
-                        cc_xhat[b, t, j] = cc[j]
+                        cc_xhat[b, t, j] = row[j]
                 for j in range(H):
-                    cc[j] = cc[j] * ln_c_w[j] + ln_c_b[j]
+                    row[j] = row[j] * ln_c_w[j] + ln_c_b[j]
+        # second pass: o with its peephole on the new cell state, and tanh(c)
+        if n2 > 0:
+            for b in range(B):
+                if late_o:
+                    arg, zo, cnew = a[0, b], zh[b, oo:oo + H], cn[b]
+                    for j in range(H):
+                        arg[j] = -(zo[j] + w_co[j] * cnew[j])
+                if k_tanh_out:
+                    arg, cb = a[s_c, b], ca[b]
+                    for j in range(H):
+                        arg[j] = _TWO * cb[j]
+            _exp(a_flat[:n2 * B * H], e_flat[:n2 * B * H])
+        for b in range(B):
+            o, tcb, hrb = gv[3, b], tc[b], hr[b]
+            if late_o:
+                eo = e[0, b]
+                for j in range(H):
+                    o[j] = _sigmoid_of_exp(eo[j])
+            if k_tanh_out:
+                ec = e[s_c, b]
+                for j in range(H):
+                    tcb[j] = _tanh_of_exp(ec[j])
+            else:
+                cb = ca[b]
+                for j in range(H):
+                    tcb[j] = cb[j]
             for j in range(H):
-                tc = _tanh(cc[j]) if k_tanh_out else cc[j]
-                hr[b, j] = ov[j] * tc
-                if save:
-                    tc_all[b, t, j] = tc
+                hrb[j] = o[j] * tcb[j]
+        if save:
+            for b in range(B):
+                gates[b, t] = gv[:, b]
+                tc_all[b, t] = tc[b]
         if k_proj:
             h_new = np.dot(hr, W_hrT)  # (B, P)
         else:
@@ -322,48 +491,77 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 dh[b, k] = dh_in[b, k] * rmask[b, k] if k_rmask else dh_in[b, k]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def gru_forward(reset_after, has_mask, has_rmask, zx, W_rzT, W_nT, b_hh, mask, rmask, h,
                 y, r_all, z_all, n_all, hp_all, h_in_all, hn_all, save):
     """GRU forward recurrence; ``zx (B, T, 3H)`` includes ``bias_ih``; ``W_rzT (H, 2H)`` and
     ``W_nT (H, H)`` are the transposed recurrent weights; ``h`` is updated in place.
-    ``hn_all`` saves ``W_hn h_in + b_hn`` (reset_after) or ``r * h_in`` (otherwise)."""
+    ``hn_all`` saves ``W_hn h_in + b_hn`` (reset_after) or ``r * h_in`` (otherwise).
+
+    As in lstm_forward, each step runs over the batch in passes that vectorise, with one _exp
+    for the sigmoids of r and z and one for the tanh of n."""
     B, T, H3 = zx.shape
     H = H3 // 3
     dt = zx.dtype
+    b_rz, b_n = b_hh[:2 * H], b_hh[2 * H:]
     h_in = np.empty((B, H), dt)
+    hrz = np.empty((B, 2 * H), dt)
     rh = np.empty((B, H), dt)
+    hn = np.empty((B, H), dt)
+    u = np.empty((B, H), dt)  # W_hn h_in + b_hn (reset_after) or W_hn (r h_in) + b_hn
+    n = np.empty((B, H), dt)
+    # exp arguments and values in separate buffers: LLVM does not vectorise a loop in place
+    a_rz, e_rz = np.empty((B, 2 * H), dt), np.empty((B, 2 * H), dt)
+    a_n, e_n = np.empty((B, H), dt), np.empty((B, H), dt)
+    a_rz_flat, e_rz_flat = a_rz.reshape(2 * B * H), e_rz.reshape(2 * B * H)
+    a_n_flat, e_n_flat = a_n.reshape(B * H), e_n.reshape(B * H)
     for t in range(T):
         for b in range(B):
             for k in range(H):
                 h_in[b, k] = h[b, k] * rmask[b, k] if has_rmask else h[b, k]
-        hrz = np.dot(h_in, W_rzT)  # (B, 2H)
+        np.dot(h_in, W_rzT, hrz)  # (B, 2H)
         for b in range(B):
+            arg, zxb, hb = a_rz[b], zx[b, t], hrz[b]
+            for j in range(2 * H):
+                arg[j] = -(zxb[j] + hb[j] + b_rz[j])
+        _exp(a_rz_flat, e_rz_flat)
+        for b in range(B):
+            er, ez, r, z = e_rz[b, :H], e_rz[b, H:], r_all[b, t], z_all[b, t]
             for j in range(H):
-                r = _sigmoid(zx[b, t, j] + hrz[b, j] + b_hh[j])
-                z = _sigmoid(zx[b, t, H + j] + hrz[b, H + j] + b_hh[H + j])
-                r_all[b, t, j] = r
-                z_all[b, t, j] = z
-                rh[b, j] = r * h_in[b, j]
-        hn = np.dot(h_in if reset_after else rh, W_nT)  # (B, H)
+                r[j] = _sigmoid_of_exp(er[j])
+            for j in range(H):
+                z[j] = _sigmoid_of_exp(ez[j])
+            rhb, hib = rh[b], h_in[b]
+            for j in range(H):
+                rhb[j] = r[j] * hib[j]
+        np.dot(h_in if reset_after else rh, W_nT, hn)  # (B, H)
+        for b in range(B):
+            arg, zn, ub, hnb, r = a_n[b], zx[b, t, 2 * H:], u[b], hn[b], r_all[b, t]
+            for j in range(H):
+                ub[j] = hnb[j] + b_n[j]
+            if reset_after:
+                for j in range(H):
+                    arg[j] = _TWO * (zn[j] + r[j] * ub[j])
+            else:
+                for j in range(H):
+                    arg[j] = _TWO * (zn[j] + ub[j])
+        _exp(a_n_flat, e_n_flat)
         for b in range(B):
             if has_mask and not mask[b, t]:
                 for k in range(H):
                     y[b, t, k] = 0.0
                 continue
+            en, nb, yb, hb, z = e_n[b], n[b], y[b, t], h[b], z_all[b, t]
             for j in range(H):
-                u = hn[b, j] + b_hh[2 * H + j]
-                r = r_all[b, t, j]
-                n = _tanh(zx[b, t, 2 * H + j] + (r * u if reset_after else u))
-                hp = h[b, j]
-                y[b, t, j] = n + z_all[b, t, j] * (hp - n)
-                if save:
-                    n_all[b, t, j] = n
-                    hp_all[b, t, j] = hp
-                    h_in_all[b, t, j] = h_in[b, j]
-                    hn_all[b, t, j] = u if reset_after else rh[b, j]
+                nb[j] = _tanh_of_exp(en[j])
+            if save:
+                n_all[b, t] = nb
+                hp_all[b, t] = hb
+                h_in_all[b, t] = h_in[b]
+                hn_all[b, t] = u[b] if reset_after else rh[b]
             for j in range(H):
-                h[b, j] = y[b, t, j]
+                yb[j] = nb[j] + z[j] * (hb[j] - nb[j])
+                hb[j] = yb[j]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
