@@ -161,9 +161,9 @@ def trial(cell: str, seed: int, settings: dict, verbose: bool = True) -> dict:
             clean_since_check &= ~ended
             ended |= length >= s["stream_symbols"]
             if ended.any():
-                h, c = layer.states[:2]
-                keep = torch.from_numpy(~ended).to(h.dtype)[:, None]
-                layer.states = (h * keep, c * keep, *layer.states[2:])
+                # zero the ended streams' rows of every state tensor: (h, c) for an LSTM, (h,) else
+                keep = torch.from_numpy(~ended).to(layer.states[0].dtype)[:, None]
+                layer.states = tuple(s * keep for s in layer.states)
                 for k in np.flatnonzero(ended):
                     streams[k].restart()
                 length[ended] = 0

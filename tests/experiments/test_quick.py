@@ -100,6 +100,13 @@ def test_adding_quick():
     assert result["solved"] == 1 and result["trials"][0]["test_wrong"] <= 3
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_continual_reber_runs_the_baselines(cell):
+    # their state is (h,) where the LSTM's is (h, c): ending a stream zeroes every state tensor
+    result = run("continual-reber", cell=cell, quick=True, verbose=False, max_symbols=8_000)
+    assert result["n_trials"] == 1 and result["trials"][0]["sequences_seen"] >= 16  # streams, one per row at least
+
+
 @pytest.mark.slow
 def test_continual_reber_quick_forget_gate():
     result = run("continual-reber", quick=True, verbose=False)
