@@ -22,9 +22,9 @@ test are unchanged.
 
 ``lr_drops``: divide the learning rate by 10 the first time every sequence of a training batch
 meets the criterion, and again at the first such batch after each further ``window`` sequences,
-at most ``lr_drops`` times (None: once for 2a, twice for 2b). Adam at 0.01 learns 2b in a few
-hundred updates but then swings between right and chance every thousand updates or so, which
-breaks any run of 10,000; on 2a a second drop slowed learning (docs/experiments.md).
+at most ``lr_drops`` times (None: once for 2a, three times for 2b). Adam at 0.01 learns 2b in a
+few hundred updates but then swings between right and chance every thousand updates or so,
+which breaks any run of 10,000; on 2a a second drop slowed learning (docs/experiments.md).
 
 ``input_bias``: the input gates' initial bias; None means 0 for 2a and -3 for 2b, whose random
 middles otherwise fill the cells without a forget gate (the paper's "internal state drift").
@@ -73,7 +73,7 @@ def check(settings: dict) -> dict:
     if settings["input_bias"] is None:  # 2b's middles carry nothing; its gates start nearer closed
         settings["input_bias"] = -3.0 if settings["random_middle"] else 0.0
     if settings["lr_drops"] is None:  # measured: a second drop slowed or stopped 2a, and steadied 2b
-        settings["lr_drops"] = 2 if settings["random_middle"] else 1
+        settings["lr_drops"] = 3 if settings["random_middle"] else 1
     settings["lr_drops"] = check_int("experiment lag", "lr_drops", settings["lr_drops"], minimum=0)
     if settings["last_weight"] is not None:
         settings["last_weight"] = check_float("experiment lag", "last_weight", settings["last_weight"], low=0.0)
