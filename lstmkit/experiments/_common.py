@@ -220,8 +220,8 @@ def check_settings(owner: str, settings: dict, defaults: dict) -> dict:
     merged = dict(defaults)
     merged.update(settings)
     for key in ("units", "batch_size", "max_sequences"):
-        if key in merged:
-            merged[key] = check_int(owner, key, merged[key], minimum=1)
+        if key in merged:  # a None budget is the task's to fill in (adding: by T)
+            merged[key] = check_int(owner, key, merged[key], minimum=1, allow_none=defaults.get(key, 0) is None)
     if "learning_rate" in merged:
         merged["learning_rate"] = check_float(owner, "learning_rate", merged["learning_rate"], low=0.0)
     return merged
