@@ -346,11 +346,13 @@ def _needs_grad(x, state, params):
 # --------------------------------------------------------------------------------------------
 # compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
 
-# Largest B * (gate rows) for which the compiled loop beats torch ops (docs/performance.md): in
-# training its backward sweep wins up to mid sizes; in inference only the forward runs, whose
-# scalar exp/tanh lose to torch's vectorised ones from about a thousand units per step.
-JIT_MAX_WORK = 8192
-JIT_MAX_WORK_INFERENCE = 1024
+# Where the compiled loop beats the torch sweep (docs/performance.md, measured with 2 threads on a
+# quiet machine after the kernels' vectorised exp): up to B * (gate rows) = 16384, in training and
+# inference alike, while the recurrent weight is small (gate rows <= 512, an LSTM up to H = 128);
+# above either, the step's matrix product dominates and torch's threaded MKL product wins.
+JIT_MAX_WORK = 16384
+JIT_MAX_WORK_INFERENCE = 16384
+JIT_MAX_GATE_ROWS = 512
 JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
 
 
@@ -362,7 +364,7 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
         return False
     if variant is not None and variant.gate_recurrence:
         return False
-    return B * gate_rows <= (JIT_MAX_WORK if training else JIT_MAX_WORK_INFERENCE)
+    return gate_rows <= JIT_MAX_GATE_ROWS and B * gate_rows <= (JIT_MAX_WORK if training else JIT_MAX_WORK_INFERENCE)
 
 
 def _np(t):
