@@ -177,6 +177,22 @@ def _ln_back(d, xhat, rstd, out, n):
 
 
 
+# OpenBLAS's matrix product has a fixed cost of ~10 us (P = 64, 4H = 256) to ~40 us (128, 512)
+# on this machine for a handful of rows, where one matrix-vector product per row costs ~0.8 / ~3 us
+# (docs/performance.md); from about 16 rows on the matrix product wins.
+_GEMV_MAX_ROWS = 16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rows_dot(a, b, out):
+    """``out = a @ b`` for ``a (B, K)``, ``b (K, N)``: per row below ``_GEMV_MAX_ROWS`` rows."""
+    if a.shape[0] <= _GEMV_MAX_ROWS:
+        for i in range(a.shape[0]):
+            np.dot(a[i], b, out[i])
+    else:
+        np.dot(a, b, out)
+
+
 # error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch
 # that would keep LLVM from vectorising the gate loops; no divisor here can be zero.
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -244,7 +260,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
         for b in range(B):
             for k in range(P):
                 h_in[b, k] = h[b, k] * rmask[b, k] if k_rmask else h[b, k]
-        np.dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product, one BLAS call
+        _rows_dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product
         for b in range(B):
             z = zh[b]
             if k_ln:
@@ -483,7 +499,7 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
             else:
                 for j in range(GH):
                     src[b, j] = dZ[b, t, j]
-        np.dot(src, W_hh, dh_in)  # (B, P): the whole batch's recurrent gradient, one BLAS call
+        _rows_dot(src, W_hh, dh_in)  # (B, P): the whole batch's recurrent gradient
         for b in range(B):
             if k_mask and not mask[b, t]:
                 continue  # a skipped step passes dh and dc through unchanged
@@ -519,7 +535,7 @@ def gru_forward(reset_after, has_mask, has_rmask, zx, W_rzT, W_nT, b_hh, mask, r
         for b in range(B):
             for k in range(H):
                 h_in[b, k] = h[b, k] * rmask[b, k] if has_rmask else h[b, k]
-        np.dot(h_in, W_rzT, hrz)  # (B, 2H)
+        _rows_dot(h_in, W_rzT, hrz)  # (B, 2H)
         for b in range(B):
             arg, zxb, hb = a_rz[b], zx[b, t], hrz[b]
             for j in range(2 * H):
@@ -534,7 +550,7 @@ def gru_forward(reset_after, has_mask, has_rmask, zx, W_rzT, W_nT, b_hh, mask, r
             rhb, hib = rh[b], h_in[b]
             for j in range(H):
                 rhb[j] = r[j] * hib[j]
-        np.dot(h_in if reset_after else rh, W_nT, hn)  # (B, H)
+        _rows_dot(h_in if reset_after else rh, W_nT, hn)  # (B, H)
         for b in range(B):
             arg, zn, ub, hnb, r = a_n[b], zx[b, t, 2 * H:], u[b], hn[b], r_all[b, t]
             for j in range(H):
@@ -575,6 +591,9 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
     src_rz = np.empty((B, 2 * H), dt)
     src_n = np.empty((B, H), dt)
     direct = np.empty((B, H), dt)
+    drh_buf = np.empty((B, H), dt)
+    acc = np.empty((B, H), dt)
+    acc_n = np.empty((B, H), dt)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             live = not has_mask or mask[b, t]
@@ -593,7 +612,11 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
                 src_n[b, j] = dzn * r_all[b, t, j] if reset_after else dzn
                 direct[b, j] = dhn * z
         # reset_after=False: the reset gate's gradient needs W_hn^T dz_n first
-        drh = np.dot(src_n, W_n) if not reset_after else src_n
+        if reset_after:
+            drh = src_n
+        else:
+            _rows_dot(src_n, W_n, drh_buf)
+            drh = drh_buf
         for b in range(B):
             live = not has_mask or mask[b, t]
             for j in range(H):
@@ -614,9 +637,12 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
                 dZh_rz[b, t, j] = src_rz[b, j]
             for j in range(H):
                 dZh_n[b, t, j] = src_n[b, j]
-        acc = np.dot(src_rz, W_rz)  # (B, H)
+        _rows_dot(src_rz, W_rz, acc)  # (B, H)
         if reset_after:
-            acc += np.dot(src_n, W_n)
+            _rows_dot(src_n, W_n, acc_n)
+            for b in range(B):
+                for k in range(H):
+                    acc[b, k] += acc_n[b, k]
         for b in range(B):
             if has_mask and not mask[b, t]:
                 continue
