@@ -50,7 +50,7 @@ def step_fns(module, x, torch_module: bool):
 def candidates(I: int, H: int):
     """(label, module factory, is a torch module) for every row of the table."""
     rows = [("torch.nn.LSTM", lambda: nn.LSTM(I, H, batch_first=True), True)]
-    for engine in ("native", "fused", "reference"):
+    for engine in ("auto", "native", "fused", "reference"):
         rows.append((f"LSTM vanilla {engine}",
                      lambda e=engine: LSTM(H, input_size=I, return_sequences=True, engine=e), False))
     for variant in ("peephole", "cifg", "layernorm", "lstm1997"):

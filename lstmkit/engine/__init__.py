@@ -27,9 +27,11 @@ ENGINES = ("auto", "native", "fused", "reference")
 
 _FUSED = {LSTMCell: run_fused_lstm, GRUCell: run_fused_gru, RNNCell: run_fused_rnn}
 
-# Up to this batch size ``auto`` runs even the vanilla LSTM on the compiled sweep (measured, 2
-# threads: batch 1 and 2 faster than oneDNN, batch 4 slower; docs/performance.md).
+# Up to this batch size, and from this many steps, ``auto`` runs even the vanilla LSTM on the
+# compiled sweep (measured, 2 threads: batch 1 and 2 faster than oneDNN, batch 4 slower; at 10
+# steps the fused path's set-up costs more than oneDNN's; docs/performance.md).
 _FUSED_MAX_BATCH = 2
+_FUSED_MIN_STEPS = 50
 
 
 def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=None, owner: str = "engine") -> str:
@@ -64,13 +66,14 @@ def _native_is_faster(cell, x: torch.Tensor) -> bool:
     # On the CPU torch has a oneDNN kernel only for the LSTM without projection; its GRU, RNN and
     # projected LSTM are generic loops that are slower than ours at small sizes and equal at large
     # ones (docs/performance.md). On GPUs cuDNN wins for all of them. For one or two sequences
-    # the compiled sweep beats oneDNN too (train step 4.0 against 6.9 ms at (1, 1000, 1, 64)).
+    # the compiled sweep beats oneDNN too, given enough steps (train step 4.0 against 6.9 ms at
+    # (1, 1000, 1, 64)).
     if x.device.type != "cpu":
         return True
     if not isinstance(cell, LSTMCell) or cell.proj_size:
         return False
-    B = x.shape[0]
-    return not (B <= _FUSED_MAX_BATCH and use_jit(cell.variant, B, 4 * cell.hidden_size, x))
+    B, T = x.shape[0], x.shape[1]
+    return not (B <= _FUSED_MAX_BATCH and T >= _FUSED_MIN_STEPS and use_jit(cell.variant, B, 4 * cell.hidden_size, x))
 
 
 def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None,

@@ -123,7 +123,9 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     x = torch.zeros(2, 3, I)
     assert select_engine(LSTMCell(I, H), "auto", torch.zeros(8, 3, I)) == "native"
     # one or two sequences: the compiled sweep is faster than oneDNN (docs/performance.md)
-    assert select_engine(LSTMCell(I, H), "auto", x) == ("fused" if fused.JIT_ENABLED else "native")
+    long = torch.zeros(2, 60, I)
+    assert select_engine(LSTMCell(I, H), "auto", long) == ("fused" if fused.JIT_ENABLED else "native")
+    assert select_engine(LSTMCell(I, H), "auto", x) == "native"  # 3 steps: the fused set-up costs more
     assert select_engine(LSTMCell(I, H, variant="peephole"), "auto", x) == "fused"
     assert select_engine(LSTMCell(I, H), "auto", x, mask=torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)) == "fused"
     assert select_engine(LSTMCell(I, H), "auto", x, recurrent_mask=torch.ones(2, H)) == "fused"
