@@ -177,6 +177,13 @@ def _ln_back(d, xhat, rstd, out, n):
 
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _flags(cfg):
+    """The LSTM kernels' configuration flags, in the order of their cfg indices FORGET .. PEEP_O."""
+    return (cfg[FORGET], cfg[TANH_IN], cfg[TANH_OUT], cfg[LN], cfg[PROJ], cfg[MASK], cfg[RMASK],
+            cfg[PEEP_I], cfg[PEEP_F], cfg[PEEP_O])
+
+
 # OpenBLAS's matrix product has a fixed cost of ~10 us (P = 64, 4H = 256) to ~40 us (128, 512)
 # on this machine for a handful of rows, where one matrix-vector product per row costs ~0.8 / ~3 us
 # (docs/performance.md); from about 16 rows on the matrix product wins.
@@ -212,16 +219,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     H = c.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     # the configuration as locals: read once, so the compiler can hoist the branches
-    k_forget = cfg[FORGET]
-    k_tanh_in = cfg[TANH_IN]
-    k_tanh_out = cfg[TANH_OUT]
-    k_ln = cfg[LN]
-    k_proj = cfg[PROJ]
-    k_mask = cfg[MASK]
-    k_rmask = cfg[RMASK]
-    k_peep_i = cfg[PEEP_I]
-    k_peep_f = cfg[PEEP_F]
-    k_peep_o = cfg[PEEP_O]
+    k_forget, k_tanh_in, k_tanh_out, k_ln, k_proj, k_mask, k_rmask, k_peep_i, k_peep_f, k_peep_o = _flags(cfg)
     oi, of, og, oo = gi * H, gf * H, gg * H, go * H  # each gate's offset in a row of z
     # A step's exp arguments are (B, H) blocks of `a` (their exps the same blocks of `e`), packed:
     # in the first pass one block for each of i, f (exp(-z)), g (exp(2z)) and o that needs one;
@@ -414,16 +412,7 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
     H = dc.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     # the configuration as locals: read once, so the compiler can hoist the branches
-    k_forget = cfg[FORGET]
-    k_tanh_in = cfg[TANH_IN]
-    k_tanh_out = cfg[TANH_OUT]
-    k_ln = cfg[LN]
-    k_proj = cfg[PROJ]
-    k_mask = cfg[MASK]
-    k_rmask = cfg[RMASK]
-    k_peep_i = cfg[PEEP_I]
-    k_peep_f = cfg[PEEP_F]
-    k_peep_o = cfg[PEEP_O]
+    k_forget, k_tanh_in, k_tanh_out, k_ln, k_proj, k_mask, k_rmask, k_peep_i, k_peep_f, k_peep_o = _flags(cfg)
     dt = dy.dtype
     dhn = np.empty((B, P), dt)
     src = np.empty((B, GH), dt)
