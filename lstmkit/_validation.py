@@ -27,8 +27,13 @@ def check_float(owner: str, name: str, value, *, low: float | None = None, high:
         raise ValueError(f"{owner}: `{name}` must not be NaN.")
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if (low is not None and value < low) or bad_high:
-        right = "]" if high_inclusive else ")"
-        raise ValueError(f"{owner}: `{name}` must be in [{low}, {high}{right}, got {value}.")
+        if high is None:
+            expected = f">= {low}"
+        elif low is None:
+            expected = f"<= {high}" if high_inclusive else f"< {high}"
+        else:
+            expected = f"in [{low}, {high}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{owner}: `{name}` must be {expected}, got {value}.")
     return value
 
 
