@@ -109,13 +109,10 @@ class Model(nn.Module):
 
     def _build_with(self, x: torch.Tensor) -> None:
         """Create lazy weights by one forward pass that changes nothing else."""
-        was_training = self.training
-        self.eval()
         try:
-            with torch.no_grad():
+            with self._evaluation_mode(), torch.no_grad():
                 self(x)
         finally:
-            self.train(was_training)
             self.reset_states()
         self._record_input(x)
 
@@ -722,23 +719,18 @@ class Model(nn.Module):
         loss_fn, metrics = compiled["loss"], compiled["metrics"]
         for m in metrics:
             m.reset()
-        was_training = self.training
-        self.eval()
         device = self._device()
         total, count = 0.0, 0
-        try:
-            with torch.no_grad():
-                for xb, yb in batches.iterate(False):
-                    xb, yb = self._to_device(xb, device), self._to_device(yb, device)
-                    with self._autocast(device):
-                        out, mask = self._run(xb)
-                    out = _full(out)
-                    total += float(loss_fn(out, yb, mask)) * xb.shape[0]
-                    count += xb.shape[0]
-                    for m in metrics:
-                        m.update(out, yb, mask)
-        finally:
-            self.train(was_training)
+        with self._evaluation_mode(), torch.no_grad():
+            for xb, yb in batches.iterate(False):
+                xb, yb = self._to_device(xb, device), self._to_device(yb, device)
+                with self._autocast(device):
+                    out, mask = self._run(xb)
+                out = _full(out)
+                total += float(loss_fn(out, yb, mask)) * xb.shape[0]
+                count += xb.shape[0]
+                for m in metrics:
+                    m.update(out, yb, mask)
         if isinstance(batches, (D.ShardedBatches, D.LoaderShard)):
             total, count = self._reduce_epoch(total, count, metrics, "validation")
         result = {"loss": total / max(count, 1)}
