@@ -30,3 +30,17 @@ def _block_us(fn, calls: int) -> float:
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls * 1e6
+
+
+def paired_us(fns, calls: int = 300, rounds: int = 9, warmup: int = 20) -> list[float]:
+    """Microseconds per call of each of ``fns``, measured in alternating blocks (a block of each
+    in turn, ``rounds`` times; the median per function). A small difference between two calls
+    of a few milliseconds is lost in drift when each is timed in its own stretch of time."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    blocks = [[] for _ in fns]
+    for _ in range(rounds):
+        for times, fn in zip(blocks, fns):
+            times.append(_block_us(fn, calls))
+    return [statistics.median(times) for times in blocks]

@@ -7,7 +7,8 @@ Rows, measured in one run:
   where it is installed;
 - ``predict`` on a whole batch: ``Sequential([LSTM(64), Dense(1)]).predict(x)`` against calling
   ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad``; the difference is lstmkit's per-call
-  overhead.
+  overhead. The two are timed in alternating blocks, since the difference is small
+  next to the drift of the machine over the seconds a measurement takes.
 
 Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, after warm-up.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from _timing import per_call_us
+from _timing import paired_us, per_call_us
 
 import lstmkit
 from lstmkit.layers import LSTM, Dense
@@ -96,8 +97,7 @@ def main(argv=None) -> int:
                 y, _ = raw_lstm(xb)
                 return raw_dense(y[:, -1]).numpy()
 
-        t_raw = per_call_us(raw, calls=300)
-        t_ours = per_call_us(lambda: model.predict(xb, batch_size=B), calls=300)
+        t_raw, t_ours = paired_us([raw, lambda: model.predict(xb, batch_size=B)], calls=max(10, 3000 // B))
         print(f"| B={B}, T={T} | {t_raw:.1f} | {t_ours:.1f} | {t_ours - t_raw:.1f} |")
     return 0
 

@@ -39,7 +39,8 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
 
     Raises ``ValueError`` if ``"native"`` is asked for a configuration it cannot compute.
     """
-    check_choice(owner, "engine", engine, ENGINES)
+    if engine != "auto":
+        check_choice(owner, "engine", engine, ENGINES)
     if engine == "native":
         reason = native_unsupported_reason(cell, mask, recurrent_mask)
         if reason is not None:

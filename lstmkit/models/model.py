@@ -117,14 +117,14 @@ class Model(nn.Module):
         self._record_input(x)
 
     @contextlib.contextmanager
-    def _evaluation_mode(self):
+    def _evaluation_mode(self, modules: list[nn.Module] | None = None):
         """Evaluation mode for the duration; afterwards every module is back in its own mode.
 
         Sets each module's ``training`` flag directly: ``nn.Module.train`` walks the tree through
         ``__setattr__`` and cost ~100-200 us of every small ``predict`` (docs/performance.md).
         Modules that override ``train`` get their own method called.
         """
-        switched = [m for m in self.modules() if m.training]
+        switched = [m for m in (modules or _modules_of(self)) if m.training]
         custom = [m for m in switched if type(m).train is not nn.Module.train]
         for m in switched:
             m.__dict__["training"] = False
@@ -167,17 +167,25 @@ class Model(nn.Module):
         return any(getattr(m, "stateful", False) for m in T.state_layers(self))
 
     def _float_dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            if p.is_floating_point() and not isinstance(p, nn.parameter.UninitializedParameter):
-                return p.dtype
-            break
-        return torch.float32
+        return self._dtype_and_device()[0]
 
     def _device(self) -> torch.device:
-        for p in self.parameters():
-            if not isinstance(p, nn.parameter.UninitializedParameter):
-                return p.device
-        return torch.device("cpu")
+        return self._dtype_and_device()[1]
+
+    def _dtype_and_device(self, modules: list[nn.Module] | None = None) -> tuple[torch.dtype, torch.device]:
+        """The dtype inputs are converted to (the first parameter's, if floating and created, else
+        float32) and the device of the first created parameter (else the CPU), in one walk."""
+        dtype = None
+        for m in modules or _modules_of(self):  # the order of self.parameters(), without its generator chain
+            for p in m._parameters.values():
+                if p is None:
+                    continue
+                created = not isinstance(p, nn.parameter.UninitializedParameter)
+                if dtype is None:
+                    dtype = p.dtype if created and p.is_floating_point() else torch.float32
+                if created:
+                    return dtype, p.device
+        return dtype or torch.float32, torch.device("cpu")
 
     def summary(self, print_fn=print) -> str:
         """Print (with ``print_fn``) and return a table of the layers, output shapes and parameter counts."""
@@ -340,19 +348,20 @@ class Model(nn.Module):
             return ddp(x) if ddp is not None else self._run(x)
 
     # ------------------------------------------------------------------ data
-    def _batches(self, owner: str, x, y, batch_size, need_targets: bool):
+    def _batches(self, owner: str, x, y, batch_size, need_targets: bool, float_dtype: torch.dtype | None = None):
         fixed = getattr(self, "batch_size", None)
+        float_dtype = float_dtype or self._float_dtype()
         if isinstance(x, torch.utils.data.DataLoader):
             if y is not None:
                 raise ValueError(f"{owner}: `y` must be None when `x` is a DataLoader (it yields the targets).")
-            return T.LoaderBatches(x, owner, self._float_dtype(), need_targets)
+            return T.LoaderBatches(x, owner, float_dtype, need_targets)
         if x is None:
             raise ValueError(f"{owner}: `x` is required.")
-        x = T.as_tensor(owner, "x", x, self._float_dtype())
+        x = T.as_tensor(owner, "x", x, float_dtype)
         if need_targets and y is None:
             raise ValueError(f"{owner}: `y` (the targets) is required.")
         if y is not None:
-            y = T.as_tensor(owner, "y", y, self._float_dtype())
+            y = T.as_tensor(owner, "y", y, float_dtype)
             if y.shape[0] != x.shape[0]:
                 raise ValueError(f"{owner}: `x` has {x.shape[0]} samples but `y` has {y.shape[0]}; "
                                  "they must match along the first (batch) axis.")
@@ -769,12 +778,13 @@ class Model(nn.Module):
         (5, 3)
         """
         self._require_built("predict")
-        batches = self._batches("predict", x, None, batch_size, need_targets=False)
+        modules = _modules_of(self)  # one walk for the dtype, the device and the mode switch
+        dtype, device = self._dtype_and_device(modules)
+        batches = self._batches("predict", x, None, batch_size, need_targets=False, float_dtype=dtype)
         outputs = []
-        device = self._device()
-        with self._evaluation_mode(), torch.no_grad(), self._autocast(device):
+        with self._evaluation_mode(modules), torch.no_grad(), self._autocast(device):
             for xb, _ in batches.iterate(False):
-                outputs.append(self._run(self._to_device(xb, device))[0].float().cpu())
+                outputs.append(_full(self._run(self._to_device(xb, device))[0]).cpu())
         if not outputs:
             raise ValueError("predict: `x` produced no batches.")
         return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)).numpy()
@@ -830,6 +840,25 @@ class Model(nn.Module):
             self._require_built("load_weights")
         tensors, _ = _read_tensors(file, "load_weights")
         load_weights_into(self, tensors, file, "load_weights")
+
+
+def _modules_of(root: nn.Module) -> list[nn.Module]:
+    """``root`` and every module under it, each once, in the order of ``root.modules()``.
+
+    A plain loop over ``_modules``: ``nn.Module.modules()`` and ``parameters()`` go through
+    chains of generators that cost several microseconds on every ``predict`` (docs/performance.md).
+    """
+    out, seen, stack = [], set(), [root]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        children = [c for c in m._modules.values() if c is not None]
+        children.reverse()
+        stack.extend(children)
+    return out
 
 
 def train_batch_size(batches) -> int | None:

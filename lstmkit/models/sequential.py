@@ -106,7 +106,7 @@ class Sequential(Model):
         for layer in self.layers:
             if getattr(layer, "supports_masking", False):
                 next_mask = layer.compute_mask(x, mask)
-                x = layer(x, mask=mask)
+                x = layer(x) if mask is None else layer(x, mask=mask)  # a keyword costs microseconds
                 mask = next_mask
             else:
                 if mask is not None:

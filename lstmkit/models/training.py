@@ -25,10 +25,10 @@ def as_tensor(owner: str, name: str, value, float_dtype: torch.dtype) -> torch.T
 
     Floating and boolean data become ``float_dtype``; integer data become int64 (ids, class labels).
     """
-    if hasattr(value, "to_numpy") and not isinstance(value, torch.Tensor):  # pandas
-        value = value.to_numpy()
     if isinstance(value, torch.Tensor):
         tensor = value
+    elif hasattr(value, "to_numpy"):  # pandas
+        tensor = as_tensor(owner, name, value.to_numpy(), float_dtype)
     elif isinstance(value, (np.ndarray, list, tuple)):
         array = np.asarray(value)
         if array.dtype == object or array.dtype.kind in "USV":
@@ -79,6 +79,8 @@ class ArrayBatches:
             for start in range(0, self.n, bs):
                 idx = order[start:start + bs]
                 yield self.x[idx], (None if self.y is None else self.y[idx])
+        elif self.n <= bs:
+            yield self.x, self.y  # one batch: no slicing
         else:
             for start in range(0, self.n, bs):
                 yield self.x[start:start + bs], (None if self.y is None else self.y[start:start + bs])

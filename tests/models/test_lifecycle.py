@@ -503,3 +503,20 @@ def test_predict_runs_in_evaluation_mode_and_restores_each_modules_own_mode():
     model.layers[1].eval()
     model.predict(x)
     assert [layer.training for layer in model.layers] == [True, False, True] and model.training
+
+
+def test_predict_keeps_a_float64_models_precision_and_reads_dtype_and_device_in_one_walk():
+    from lstmkit.models.model import _modules_of
+
+    model = lstmkit.Sequential([LSTM(4), Dense(1)], input_shape=(3, 2)).double()
+    x = np.random.default_rng(0).standard_normal((5, 3, 2))
+    out = model.predict(x)
+    assert out.dtype == np.float64
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(torch.from_numpy(x)).numpy(), rtol=0, atol=0)
+    assert _modules_of(model) == list(model.modules())
+    assert model._dtype_and_device() == (torch.float64, torch.device("cpu"))
+    # a module shared twice appears once, in the order of modules()
+    shared = Dense(2)
+    twice = lstmkit.Sequential([shared, lstmkit.layers.Activation("relu"), shared], input_shape=(2,))
+    assert _modules_of(twice) == list(twice.modules())
