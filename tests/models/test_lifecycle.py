@@ -303,6 +303,32 @@ def test_exploding_gradient_stops_before_the_update():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("clipnorm", [None, 1.0])
+def test_a_non_finite_gradient_under_a_finite_loss_stops_before_the_update(clipnorm):
+    # sqrt(|e|) is finite at e = 0, its gradient is not: the check must look at the gradients.
+    model = lstmkit.Sequential([Dense(1)], input_shape=(2,))
+    model.compile("sgd", lambda pred, y: torch.sqrt((pred - y).abs()).mean(), clipnorm=clipnorm)
+    x = np.zeros((4, 2), np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)).numpy()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TrainingDivergedError, match=r"batch 1 \(gradient\): the gradient norm became nan"):
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_grads_finite_checks_every_dtype_and_leaves_the_values_alone():
+    from lstmkit.models.model import _grads_finite
+
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        grads = [torch.randn(4, 3, dtype=dtype), torch.randn(2, dtype=dtype)]
+        copies = [g.clone() for g in grads]
+        assert _grads_finite(grads) and all(torch.equal(a, b) for a, b in zip(grads, copies))
+        for bad in (float("inf"), float("-inf"), float("nan")):
+            grads[1][1] = bad
+            assert not _grads_finite(grads)
+
+
 def test_clipping_bounds_the_update():
     model = lstmkit.Sequential([Dense(1, use_bias=False)], input_shape=(1,))
     with torch.no_grad():
