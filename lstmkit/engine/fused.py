@@ -118,16 +118,16 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
     W_hh_t = p["weight_hh"].t()
 
     bias = p["bias_ih"] + p["bias_hh"]
+    if use_jit(v, B, len(gates) * H, x, training=save):
+        # (B*T, G*H): the input projection for every step at once, biases folded in; with layer
+        # norm the products alone, which the kernel normalises step by step
+        zx = _flat(x) @ p["weight_ih"].t() if v.layer_norm else torch.addmm(bias, _flat(x), p["weight_ih"].t())
+        return _lstm_forward_jit(v, p, proj, zx.view(B, T, -1), bias, mask, rmask, h, c, save)
     if v.layer_norm:
         zx_xhat, zx_rstd = _ln_forward(_flat(x) @ p["weight_ih"].t())
         zx = zx_xhat * p["ln_ih_weight"] + bias
-    else:  # (B*T, G*H): the input projection for every step at once, biases folded in
+    else:
         zx = torch.addmm(bias, _flat(x), p["weight_ih"].t())
-    if use_jit(v, B, len(gates) * H, x, training=save):
-        y, state, S = _lstm_forward_jit(v, p, proj, zx.view(B, T, -1), mask, rmask, h, c, save)
-        if save and v.layer_norm:
-            S["zx_xhat"], S["zx_rstd"] = zx_xhat, zx_rstd
-        return y, state, S
     zx = zx.view(B, T, -1).unbind(1)
     masks = _mask_steps(mask, T)
 
@@ -198,7 +198,13 @@ def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
     dZh_all = dZ_all if R["dZh"] is None else R["dZh"]
     grads = {}
     grads["weight_hh"] = _flat(dZh_all).t() @ _flat(R["h_in"])
-    if v.layer_norm:
+    if v.layer_norm and "dbias" in R:  # the kernel went back through the input normalisation
+        dZx = _flat(dZ_all)
+        grads["ln_ih_weight"] = R["dln"]["ln_ih_weight"]
+        grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
+        grads["ln_c_weight"], grads["ln_c_bias"] = R["dln"]["ln_c_weight"], R["dln"]["ln_c_bias"]
+        grads["bias_ih"] = grads["bias_hh"] = R["dbias"]
+    elif v.layer_norm:
         dsum = _flat(dZ_all).sum(0)
         grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
         grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
@@ -384,7 +390,7 @@ def _lstm_cfg(v, proj, has_mask, has_rmask):
                      int(v.layer_norm), int(bool(proj)), int(has_mask), int(has_rmask), *peep], dtype=np.int64)
 
 
-def _lstm_forward_jit(v, p, proj, zx, mask, rmask, h0, c0, save):
+def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
     B, T, GH = zx.shape
     H, P = c0.shape[1], h0.shape[1]
     dt = zx.dtype
@@ -407,14 +413,20 @@ def _lstm_forward_jit(v, p, proj, zx, mask, rmask, h0, c0, save):
     S["zh_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
     S["cc_xhat"] = torch.empty(B, T, H, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
     S["cc_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
+    S["zx_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
+    zx = zx.contiguous()
+    if ln:
+        S["zx_xhat"] = zx  # normalised in place by the kernel
     S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
     S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
     W_hrT = _np(p["weight_hr"].t()) if proj else _dummy(2, npdt)
     jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"].t()), W_hrT, opt("weight_ci", 1),
                      opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
-                     opt("ln_c_bias", 1), S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
+                     opt("ln_c_bias", 1), opt("ln_ih_weight", 1), _np(bias) if v.layer_norm else _dummy(1, npdt),
+                     S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
                      S["gates"].numpy(), S["c_all"].numpy(), S["tc"].numpy(), S["h_in"].numpy(), S["hr"].numpy(),
-                     S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), save)
+                     S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(), S["cc_rstd"].numpy(),
+                     S["zx_rstd"].numpy(), save)
     return y, (h, c), S
 
 
@@ -431,17 +443,21 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
     dH_new = torch.empty(B, T, P, dtype=dt) if proj else torch.empty(1, 1, 1, dtype=dt)
     dpeep = torch.zeros(3, H, dtype=dt)
     dln_hh, dln_c_w, dln_c_b = torch.zeros(GH, dtype=dt), torch.zeros(H, dtype=dt), torch.zeros(H, dtype=dt)
+    dln_ih, dbias = torch.zeros(GH, dtype=dt), torch.zeros(GH, dtype=dt)
+    zx_xhat = S["zx_xhat"].numpy() if v.layer_norm else _dummy(3, npdt)
     jit.lstm_backward(S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
                       opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
-                      opt("ln_c_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(), S["c_all"].numpy(),
-                      S["tc"].numpy(), S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(),
-                      S["cc_rstd"].numpy(), dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
-                      dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy())
-    return {
+                      opt("ln_c_weight", 1), opt("ln_ih_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(),
+                      S["c_all"].numpy(), S["tc"].numpy(), S["zh_xhat"].numpy(), S["zh_rstd"].numpy(),
+                      S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), zx_xhat, S["zx_rstd"].numpy(),
+                      dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
+                      dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy(), dln_ih.numpy(), dbias.numpy())
+    extra = {"dbias": dbias} if v.layer_norm else {}
+    return {**extra,
         "dZ": dZ, "dZh": dZh if v.layer_norm else None, "h_in": S["h_in"],
         "dH_new": dH_new if proj else None, "hr": S["hr"] if proj else None, "a_prev": None,
         "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
-        "dln": {"ln_hh_weight": dln_hh, "ln_c_weight": dln_c_w, "ln_c_bias": dln_c_b},
+        "dln": {"ln_hh_weight": dln_hh, "ln_c_weight": dln_c_w, "ln_c_bias": dln_c_b, "ln_ih_weight": dln_ih},
         "dh": dh, "dc": dc,
     }
 

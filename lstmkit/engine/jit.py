@@ -203,9 +203,12 @@ def _rows_dot(a, b, out):
 # error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch
 # that would keep LLVM from vectorising the gate loops; no divisor here can be zero.
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, mask, rmask, h, c,
-                 y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, save):
-    """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases;
+def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, ln_ih_w, bias, mask, rmask,
+                 h, c, y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_rstd,
+                 save):
+    """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases; with
+    layer norm, the input products alone, which the kernel normalises in place (``zx`` then
+    holds their normalised values, ``zx_rstd`` the scales) before ``ln_ih_w`` and ``bias``;
     ``W_hhT (P, GH)`` and ``W_hrT (H, P)`` are the transposed recurrent and projection weights;
     ``h (B, P)`` and ``c (B, H)`` are updated in place to the final state; ``y (B, T, P)``
     receives the outputs.
@@ -265,10 +268,17 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                 r = _ln_rows(z, GH)
                 if save:
                     zh_rstd[b, t] = r
+                    zs = zh_xhat[b, t]
                     for j in range(GH):
-                        zh_xhat[b, t, j] = z[j]
+                        zs[j] = z[j]
+                # The input term's normalisation, here where its row is in cache: as separate
+                # torch passes over (B*T, GH) it cost more than the whole recurrence.
+                zr = zx[b, t]
+                r = _ln_rows(zr, GH)
+                if save:
+                    zx_rstd[b, t] = r
                 for j in range(GH):
-                    z[j] = zx[b, t, j] + z[j] * ln_hh_w[j]
+                    z[j] = zr[j] * ln_ih_w[j] + bias[j] + z[j] * ln_hh_w[j]
             else:
                 for j in range(GH):
                     z[j] += zx[b, t, j]
@@ -400,100 +410,153 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                         hr_all[b, t, j] = hr[b, j]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
-def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, mask, rmask,
-                  gates, c_all, tc_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd,
-                  dZ, dZh, dH_new, dpeep, dln_hh, dln_c_w, dln_c_b):
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_ih_w, mask, rmask,
+                  gates, c_all, tc_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_xhat, zx_rstd,
+                  dZ, dZh, dH_new, dpeep, dln_hh, dln_c_w, dln_c_b, dln_ih, dbias):
     """Backward sweep: fills ``dZ (B, T, GH)`` (and ``dZh`` with layer norm, ``dH_new`` with a
     projection), accumulates peephole and layer-norm gradients, and leaves the gradients wrt the
-    initial state in ``dh``, ``dc``."""
+    initial state in ``dh``, ``dc``. With layer norm ``dZ`` ends as the gradient wrt the input
+    products before their normalisation, and the bias gradient is accumulated in ``dbias``.
+
+    As in the forward, each row's work is a sequence of simple loops over contiguous row views,
+    with every branch on the configuration outside them, so that the compiler vectorises them
+    (the first version, one loop with the branches inside and 4-D indexing, ran ~30 ns an
+    element; docs/performance.md)."""
     B, T, P = dy.shape
     GH = W_hh.shape[0]
     H = dc.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     # the configuration as locals: read once, so the compiler can hoist the branches
     k_forget, k_tanh_in, k_tanh_out, k_ln, k_proj, k_mask, k_rmask, k_peep_i, k_peep_f, k_peep_o = _flags(cfg)
+    oi, of, og, oo = gi * H, gf * H, gg * H, go * H
     dt = dy.dtype
     dhn = np.empty((B, P), dt)
     src = np.empty((B, GH), dt)
     dcc = np.empty(H, dt)
+    dcn = np.empty(H, dt)
     tmp = np.empty(max(H, GH), dt)
-    dzo = np.empty(H, dt)
+    dzo = np.zeros(H, dt)  # stays 0 without an output gate
     dh_in = np.empty((B, P), dt)
+    dp_i, dp_f, dp_o = dpeep[0], dpeep[1], dpeep[2]
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            live = not k_mask or mask[b, t]
-            for k in range(P):
-                dhn[b, k] = dh[b, k] + dy[b, t, k] if live else 0.0
-                if k_proj:
-                    dH_new[b, t, k] = dhn[b, k]
+            dhb, dyb, dnb = dh[b], dy[b, t], dhn[b]
+            if k_mask and not mask[b, t]:
+                for k in range(P):
+                    dnb[k] = 0.0
+            else:
+                for k in range(P):
+                    dnb[k] = dhb[k] + dyb[k]
+            if k_proj:
+                dsave = dH_new[b, t]
+                for k in range(P):
+                    dsave[k] = dnb[k]
         dhr = np.dot(dhn, W_hr) if k_proj else dhn  # (B, H)
         for b in range(B):
+            dz, sb = dZ[b, t], src[b]
             if k_mask and not mask[b, t]:
                 for j in range(GH):
-                    dZ[b, t, j] = 0.0
-                    src[b, j] = 0.0
-                    if k_ln:
-                        dZh[b, t, j] = 0.0
+                    dz[j] = 0.0
+                    sb[j] = 0.0
+                if k_ln:
+                    dzh = dZh[b, t]
+                    for j in range(GH):
+                        dzh[j] = 0.0
                 continue
-            for j in range(H):
-                o = gates[b, t, 3, j]
-                tc = tc_all[b, t, j]
-                dtc = dhr[b, j] * o
-                dcc[j] = dtc * (1.0 - tc * tc) if k_tanh_out else dtc
-                dzo[j] = dhr[b, j] * tc * o * (1.0 - o)
+            gb = gates[b, t]
+            i, f, g, o = gb[0], gb[1], gb[2], gb[3]
+            tc, dr = tc_all[b, t], dhr[b]
+            cp, cn = c_all[b, t], c_all[b, t + 1]
+            dcb = dc[b]
+            # through h = o * act(c): the cell-state gradient and the output gate's
+            if k_tanh_out:
+                for j in range(H):
+                    dcc[j] = dr[j] * o[j] * (_ONE - tc[j] * tc[j])
+            else:
+                for j in range(H):
+                    dcc[j] = dr[j] * o[j]
+            if go >= 0:
+                for j in range(H):
+                    dzo[j] = dr[j] * tc[j] * o[j] * (_ONE - o[j])
+                dzs = dz[oo:oo + H]
+                for j in range(H):
+                    dzs[j] = dzo[j]
             if k_ln:
+                ccx = cc_xhat[b, t]
                 for j in range(H):
                     dln_c_b[j] += dcc[j]
-                    dln_c_w[j] += dcc[j] * cc_xhat[b, t, j]
+                    dln_c_w[j] += dcc[j] * ccx[j]
                     tmp[j] = dcc[j] * ln_c_w[j]
-                _ln_back(tmp, cc_xhat[b, t], cc_rstd[b, t], dcc, H)
+                _ln_back(tmp, ccx, cc_rstd[b, t], dcc, H)
+            # the total gradient wrt the new cell state
+            if k_peep_o:
+                for j in range(H):
+                    dcn[j] = dcb[j] + dcc[j] + dzo[j] * w_co[j]
+                    dp_o[j] += dzo[j] * cn[j]
+            else:
+                for j in range(H):
+                    dcn[j] = dcb[j] + dcc[j]
+            # c = f * c_prev + i * g
+            dzs = dz[og:og + H]
+            if k_tanh_in:
+                for j in range(H):
+                    dzs[j] = dcn[j] * i[j] * (_ONE - g[j] * g[j])
+            else:
+                for j in range(H):
+                    dzs[j] = dcn[j] * i[j]
             for j in range(H):
-                i = gates[b, t, 0, j]
-                f = gates[b, t, 1, j]
-                g = gates[b, t, 2, j]
-                cp = c_all[b, t, j]
-                dcn = dc[b, j] + dcc[j]
-                if go >= 0:
-                    if k_peep_o:
-                        dcn += dzo[j] * w_co[j]
-                        dpeep[2, j] += dzo[j] * c_all[b, t + 1, j]
-                    dZ[b, t, go * H + j] = dzo[j]
-                dg = dcn * i
-                dZ[b, t, gg * H + j] = dg * (1.0 - g * g) if k_tanh_in else dg
-                dcp = dcn * f
-                if gi >= 0:
-                    di = dcn * g
-                    if k_forget == 2:
-                        di -= dcn * cp
-                    dzi = di * i * (1.0 - i)
-                    dZ[b, t, gi * H + j] = dzi
-                    if k_peep_i:
-                        dcp += dzi * w_ci[j]
-                        dpeep[0, j] += dzi * cp
-                if k_forget == 0:
-                    dzf = dcn * cp * f * (1.0 - f)
-                    dZ[b, t, gf * H + j] = dzf
-                    if k_peep_f:
-                        dcp += dzf * w_cf[j]
-                        dpeep[1, j] += dzf * cp
-                dc[b, j] = dcp
+                dcb[j] = dcn[j] * f[j]  # the gradient wrt c_prev, before the peepholes
+            if gi >= 0:
+                dzs = dz[oi:oi + H]
+                if k_forget == 2:  # coupled: f = 1 - i
+                    for j in range(H):
+                        dzs[j] = dcn[j] * (g[j] - cp[j]) * i[j] * (_ONE - i[j])
+                else:
+                    for j in range(H):
+                        dzs[j] = dcn[j] * g[j] * i[j] * (_ONE - i[j])
+                if k_peep_i:
+                    for j in range(H):
+                        dcb[j] += dzs[j] * w_ci[j]
+                        dp_i[j] += dzs[j] * cp[j]
+            if k_forget == 0:
+                dzs = dz[of:of + H]
+                for j in range(H):
+                    dzs[j] = dcn[j] * cp[j] * f[j] * (_ONE - f[j])
+                if k_peep_f:
+                    for j in range(H):
+                        dcb[j] += dzs[j] * w_cf[j]
+                        dp_f[j] += dzs[j] * cp[j]
             if k_ln:
+                zhx, dzh = zh_xhat[b, t], dZh[b, t]
                 for j in range(GH):
-                    dln_hh[j] += dZ[b, t, j] * zh_xhat[b, t, j]
-                    tmp[j] = dZ[b, t, j] * ln_hh_w[j]
-                _ln_back(tmp, zh_xhat[b, t], zh_rstd[b, t], dZh[b, t], GH)
+                    dln_hh[j] += dz[j] * zhx[j]
+                    tmp[j] = dz[j] * ln_hh_w[j]
+                _ln_back(tmp, zhx, zh_rstd[b, t], dzh, GH)
                 for j in range(GH):
-                    src[b, j] = dZh[b, t, j]
+                    sb[j] = dzh[j]
+                # the input term: its scale, the bias, and back through its normalisation
+                zxx = zx_xhat[b, t]
+                for j in range(GH):
+                    dln_ih[j] += dz[j] * zxx[j]
+                    dbias[j] += dz[j]
+                    tmp[j] = dz[j] * ln_ih_w[j]
+                _ln_back(tmp, zxx, zx_rstd[b, t], dz, GH)
             else:
                 for j in range(GH):
-                    src[b, j] = dZ[b, t, j]
+                    sb[j] = dz[j]
         _rows_dot(src, W_hh, dh_in)  # (B, P): the whole batch's recurrent gradient
         for b in range(B):
             if k_mask and not mask[b, t]:
                 continue  # a skipped step passes dh and dc through unchanged
-            for k in range(P):
-                dh[b, k] = dh_in[b, k] * rmask[b, k] if k_rmask else dh_in[b, k]
+            dhb, dib = dh[b], dh_in[b]
+            if k_rmask:
+                rb = rmask[b]
+                for k in range(P):
+                    dhb[k] = dib[k] * rb[k]
+            else:
+                for k in range(P):
+                    dhb[k] = dib[k]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
