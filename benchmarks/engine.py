@@ -14,15 +14,19 @@ achieved GFLOP/s of the train step (2*B*T*(I+H)*4H per forward, 3x for forward +
 meaningful for the four-gate LSTM rows); and the activation memory kept for the backward pass,
 in bytes per time step (tensors saved by autograd, or by the fused kernel).
 
-Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all]``.
-Timings are medians over the repeats after one warm-up call; the table says how many threads.
+Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]``.
+Timings are medians over the repeats after one warm-up call, taken in rounds over all rows of a
+size (one call of each row per round), so that every row sees the same drift of the machine;
+the table says how many threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
+import time
 
 import torch
 from torch import nn
@@ -105,6 +109,12 @@ def keras_train_step(B, T, I, H):
     return lambda: model.train_on_batch(x, y)
 
 
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -112,10 +122,14 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", choices=["quick", "all"], default="all")
     parser.add_argument("--skip-reference-above", type=int, default=10**9,
                         help="skip the reference loop when B*T*H exceeds this (it is slow)")
+    parser.add_argument("--size", action="append", metavar="B,T,I,H",
+                        help="run this size only (repeatable), e.g. --size 32,100,32,128")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     sizes = SIZES if args.sizes == "all" else QUICK_SIZES
+    if args.size:
+        sizes = [tuple(int(n) for n in size.split(",")) for size in args.size]
     print(f"# engine benchmark: torch {torch.__version__}, {args.threads} thread(s), float32, "
           f"median of {args.repeats}, {platform.processor() or platform.machine()}")
     print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
@@ -124,14 +138,23 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for B, T, I, H in sizes:
         x = torch.randn(B, T, I)
-        anchor = None
+        rows = []
         for label, make, is_torch in candidates(I, H):
             if label.endswith("reference") and B * T * H > args.skip_reference_above:
                 continue
             module = make()
             module(x)  # build lazily sized layers
             fwd, train = step_fns(module, x, is_torch)
-            t_fwd, t_train = median_time(fwd, args.repeats), median_time(train, args.repeats)
+            fwd(), train()  # warm-up: allocations, oneDNN primitives, numba compilation
+            rows.append((label, module, is_torch, fwd, train, [], []))
+        # Rounds over all rows, so that the anchor and every row see the same drift of the machine.
+        for _ in range(args.repeats):
+            for *_, fwd, train, t_fwd, t_train in rows:
+                t_fwd.append(timed(fwd))
+                t_train.append(timed(train))
+        anchor = None
+        for label, module, is_torch, _, _, t_fwd, t_train in rows:
+            t_fwd, t_train = statistics.median(t_fwd), statistics.median(t_train)
             if anchor is None:
                 anchor = (t_fwd, t_train)
             flops = 3 * 2 * B * T * (I + H) * 4 * H

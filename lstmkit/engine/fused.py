@@ -353,24 +353,33 @@ def _needs_grad(x, state, params):
 # compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
 
 # Where the compiled loop beats the torch sweep (docs/performance.md, measured with 2 threads on a
-# quiet machine after the kernels' vectorised exp): up to B * (gate rows) = 16384, in training and
-# inference alike, while the recurrent weight is small (gate rows <= 512, an LSTM up to H = 128);
-# above either, the step's matrix product dominates and torch's threaded MKL product wins.
-JIT_MAX_WORK = 16384
-JIT_MAX_WORK_INFERENCE = 16384
-JIT_MAX_GATE_ROWS = 512
+# quiet machine). With torch's MKL for the step's product (jit.BLAS == "torch-mkl"): in training
+# up to B * (gate rows) = 65536 with gate rows <= 1024 (an LSTM up to H = 256; at (128, 50, 128,
+# 512) the torch sweep's two-thread gate algebra wins, 518 against 616 ms), in inference up to
+# B * (gate rows) = 262144, and layer norm at every size (its torch sweep normalises in separate
+# passes: 971 against 702 ms at (128, 50, 128, 512)). With scipy's single-threaded OpenBLAS the
+# product lost to torch's from H = 256 on, hence the smaller limits there.
+_MKL = jit.BLAS == "torch-mkl"
+JIT_MAX_WORK = 65536 if _MKL else 16384
+JIT_MAX_WORK_INFERENCE = 262144 if _MKL else 16384
+JIT_MAX_GATE_ROWS = 1024 if _MKL else 512
+JIT_LAYER_NORM_ANY_SIZE = _MKL
 JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
 
 
 def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True) -> bool:
-    """Whether the compiled recurrence runs this problem (small, on the CPU, float32/64)."""
+    """Whether the compiled recurrence runs this problem (on the CPU, float32/64, up to a size)."""
     if not JIT_ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
     if torch.is_autocast_enabled("cpu"):  # mixed precision: the torch sweep runs the products in bf16
         return False
     if variant is not None and variant.gate_recurrence:
         return False
-    return gate_rows <= JIT_MAX_GATE_ROWS and B * gate_rows <= (JIT_MAX_WORK if training else JIT_MAX_WORK_INFERENCE)
+    if variant is not None and variant.layer_norm and JIT_LAYER_NORM_ANY_SIZE:
+        return True
+    if training:
+        return gate_rows <= JIT_MAX_GATE_ROWS and B * gate_rows <= JIT_MAX_WORK
+    return B * gate_rows <= JIT_MAX_WORK_INFERENCE and (_MKL or gate_rows <= JIT_MAX_GATE_ROWS)
 
 
 def _np(t):

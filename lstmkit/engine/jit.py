@@ -184,20 +184,139 @@ def _flags(cfg):
             cfg[PEEP_I], cfg[PEEP_F], cfg[PEEP_O])
 
 
+# ---------------------------------------------------------------------------------------------
+# the step's matrix product
+#
+# numba's np.dot calls scipy's OpenBLAS, single-threaded here (its own thread pool fights torch's
+# OpenMP threads for the two cores). torch's CPU library carries MKL and exports its Fortran
+# sgemm_/dgemm_, which run on torch's OpenMP threads, idle while a kernel runs: at (32, 128) x
+# (128, 512) 61 us against OpenBLAS's 82-86 us, at (16, 64) x (64, 256) 7 against 16 us
+# (docs/performance.md). The kernels call it through a symbol registered with LLVM at import, so
+# the compiled (and cached) code names the symbol, not an address; where torch's library does not
+# export it, or it fails a check product, the symbol points at scipy's OpenBLAS instead.
+
+BLAS = "none"  # which library _gemm calls: "torch-mkl" or "scipy-openblas"
+
+
+def _check_gemm(address: int, ctype) -> bool:
+    """Whether the Fortran gemm at ``address`` computes a 2x3 @ 3x2 product right (LP64 ints)."""
+    import ctypes
+
+    fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
+    a = np.arange(6, dtype=ctype).reshape(2, 3)
+    b = np.arange(6, dtype=ctype).reshape(3, 2) - 2
+    out = np.full((2, 2), 7, dtype=ctype)
+    ints = np.array([2, 2, 3], dtype=np.int32)  # m, n, k of the column-major product out^T = b^T a^T
+    ops = np.frombuffer(b"NN", dtype=np.uint8)
+    scal = np.array([1, 0], dtype=ctype)
+
+    def ptr(arr, offset=0):
+        return arr.ctypes.data + offset * arr.itemsize
+
+    fn(ptr(ops), ptr(ops, 1), ptr(ints, 1), ptr(ints, 0), ptr(ints, 2), ptr(scal), ptr(b), ptr(ints, 1),
+       ptr(a), ptr(ints, 2), ptr(scal, 1), ptr(out), ptr(ints, 1))
+    return np.array_equal(out, a @ b)
+
+
+def _register_blas() -> str:
+    import ctypes
+    import glob
+
+    import llvmlite.binding as llvm
+
+    found = {}
+    try:
+        import torch
+
+        libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "*torch_cpu.*"))
+        lib = ctypes.CDLL(libs[0]) if libs else None
+        for name, ctype in (("sgemm_", np.float32), ("dgemm_", np.float64)):
+            address = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+            if _check_gemm(address, ctype):
+                found[name] = address
+    except Exception as err:  # no such library or symbol on this platform: scipy's below
+        log.debug("torch's MKL gemm is not usable (%s); the kernels use scipy's BLAS", err)
+    source = "torch-mkl"
+    if len(found) < 2:
+        from numba.extending import get_cython_function_address
+
+        found = {f"{c}gemm_": get_cython_function_address("scipy.linalg.cython_blas", f"{c}gemm") for c in "sd"}
+        source = "scipy-openblas"
+    llvm.add_symbol("lstmkit_sgemm", found["sgemm_"])
+    llvm.add_symbol("lstmkit_dgemm", found["dgemm_"])
+    return source
+
+
+if AVAILABLE:
+    try:
+        BLAS = _register_blas()
+    except Exception as err:  # pragma: no cover - numba without scipy's BLAS cannot run np.dot either
+        log.warning("lstmkit: no BLAS for the compiled kernels (%s); the fused path runs its torch sweep", err)
+        AVAILABLE = False
+
+if AVAILABLE:
+    _vp = types.voidptr
+    _sgemm = types.ExternalFunction("lstmkit_sgemm", types.void(*[_vp] * 13))
+    _dgemm = types.ExternalFunction("lstmkit_dgemm", types.void(*[_vp] * 13))
+
+
+@njit(cache=True, nogil=True)
+def _gemm32(a, b, out, ints, ops, scal):
+    _sgemm(ops.ctypes.data, ops[1:].ctypes.data, ints[1:].ctypes.data, ints.ctypes.data,
+           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[1:].ctypes.data, a.ctypes.data,
+           ints[2:].ctypes.data, scal[1:].ctypes.data, out.ctypes.data, ints[1:].ctypes.data)
+
+
+@njit(cache=True, nogil=True)
+def _gemm64(a, b, out, ints, ops, scal):
+    _dgemm(ops.ctypes.data, ops[1:].ctypes.data, ints[1:].ctypes.data, ints.ctypes.data,
+           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[1:].ctypes.data, a.ctypes.data,
+           ints[2:].ctypes.data, scal[1:].ctypes.data, out.ctypes.data, ints[1:].ctypes.data)
+
+
+def _gemm(a, b, out):
+    """``out = a @ b`` for C-contiguous ``a (M, K)``, ``b (K, N)``, ``out (M, N)`` of one dtype;
+    in compiled code the registered BLAS (this Python body runs only when called from Python)."""
+    np.dot(a, b, out=out)
+
+
+if AVAILABLE:
+
+    @overload(_gemm)
+    def _gemm_compiled(a, b, out):
+        if not (a.layout == b.layout == out.layout == "C"):  # the leading dimensions assume C order
+            return lambda a, b, out: np.dot(a, b, out)
+        kernel = _gemm32 if a.dtype == types.float32 else _gemm64
+
+        def impl(a, b, out):
+            # row-major out = a @ b is the column-major out^T = b^T a^T: m = N, n = M, k = K
+            ints = np.empty(3, np.int32)
+            ints[0], ints[1], ints[2] = a.shape[0], b.shape[1], a.shape[1]
+            ops = np.empty(2, np.uint8)
+            ops[0], ops[1] = 78, 78  # "N", "N"
+            scal = np.empty(2, a.dtype)
+            scal[0], scal[1] = 1.0, 0.0
+            kernel(a, b, out, ints, ops, scal)
+
+        return impl
+
+
 # OpenBLAS's matrix product has a fixed cost of ~10 us (P = 64, 4H = 256) to ~40 us (128, 512)
-# on this machine for a handful of rows, where one matrix-vector product per row costs ~0.8 / ~3 us
-# (docs/performance.md); from about 16 rows on the matrix product wins.
-_GEMV_MAX_ROWS = 16
+# for a handful of rows, where one matrix-vector product per row costs ~0.8 / ~3 us: the per-row
+# product wins up to 16 rows. MKL's costs ~5 us of thread start-up on two threads at 2-4 rows and
+# wins from 8 (16 x 64 x 256: 9.5 against 14.5 us; docs/performance.md).
+_GEMV_MAX_ROWS = 7 if BLAS == "torch-mkl" else 16
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _rows_dot(a, b, out):
-    """``out = a @ b`` for ``a (B, K)``, ``b (K, N)``: per row below ``_GEMV_MAX_ROWS`` rows."""
+    """``out = a @ b`` for C-contiguous ``a (B, K)``, ``b (K, N)``: one matrix-vector product
+    per row up to ``_GEMV_MAX_ROWS`` rows, else the registered BLAS's matrix product."""
     if a.shape[0] <= _GEMV_MAX_ROWS:
         for i in range(a.shape[0]):
             np.dot(a[i], b, out[i])
     else:
-        np.dot(a, b, out)
+        _gemm(a, b, out)
 
 
 # error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch

@@ -1,0 +1,59 @@
+"""The compiled kernels' matrix product (lstmkit.engine.jit._gemm and _rows_dot)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit.cells import LSTMCell
+from lstmkit.engine import fused, jit
+
+if not jit.AVAILABLE:
+    pytest.fail("numba is a dependency of lstmkit but could not be imported", pytrace=False)
+
+from numba import njit  # noqa: E402
+
+
+@njit
+def _rows_product(a, b, out):
+    jit._rows_dot(a, b, out)
+
+
+@njit
+def _gemm_product(a, b, out):
+    jit._gemm(a, b, out)
+
+
+def test_a_blas_is_registered_and_passes_its_check_product():
+    from numba.extending import get_cython_function_address
+
+    assert jit.BLAS in ("torch-mkl", "scipy-openblas")
+    # the check itself tells a right gemm from a wrong one: scipy's passes, a swapped one fails
+    assert jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "sgemm"), np.float32)
+    assert jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "dgemm"), np.float64)
+    assert not jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "dgemm"), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 3, 7, 8, 33])
+def test_rows_dot_equals_numpy_in_compiled_code(dtype, rows):
+    rng = np.random.default_rng(rows)
+    a, b = rng.standard_normal((rows, 19)).astype(dtype), rng.standard_normal((19, 45)).astype(dtype)
+    out = np.full((rows, 45), np.nan, dtype)
+    _rows_product(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPerformanceWarning")
+def test_gemm_of_non_contiguous_operands_falls_back_to_numpy():
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((12, 10))
+    a, b = big[::2, :5], big[:5, ::2]  # strided views
+    out = np.zeros((6, 5))
+    _gemm_product(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+
+
+def test_layer_norm_takes_the_compiled_sweep_at_every_size_with_mkl():
+    x = torch.zeros(1, 5, 3)
+    layernorm = LSTMCell(3, 4, variant="layernorm").variant
+    assert fused.use_jit(layernorm, 10**6, 4 * 512, x) == (fused.JIT_ENABLED and jit.BLAS == "torch-mkl")
