@@ -370,7 +370,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     # exp arguments and values in separate buffers: LLVM does not vectorise a loop in place
     a_flat, e_flat = np.empty(4 * B * H, dt), np.empty(4 * B * H, dt)
     a, e = a_flat.reshape((4, B, H)), e_flat.reshape((4, B, H))
-    gv = np.ones((4, B, H), dt)  # gate values i, f, g, o; an absent gate stays 1
+    gv = np.ones((B, 4, H), dt)  # gate values i, f, g, o; an absent gate stays 1
     cn = np.empty((B, H), dt)
     cc = np.empty((B, H), dt)  # the cell state after layer norm
     ca = cc if k_ln else cn  # what the output activation reads
@@ -378,8 +378,14 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     hr = np.zeros((B, H), dt)
     for t in range(T):
         for b in range(B):
-            for k in range(P):
-                h_in[b, k] = h[b, k] * rmask[b, k] if k_rmask else h[b, k]
+            src, dst = h[b], h_in[b]
+            if k_rmask:
+                rb = rmask[b]
+                for k in range(P):
+                    dst[k] = src[k] * rb[k]
+            else:
+                for k in range(P):
+                    dst[k] = src[k]
         _rows_dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product
         for b in range(B):
             z = zh[b]
@@ -432,7 +438,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                     arg[j] = -zo[j]
         _exp(a_flat[:n1 * B * H], e_flat[:n1 * B * H])
         for b in range(B):
-            i, f, g, o = gv[0, b], gv[1, b], gv[2, b], gv[3, b]
+            i, f, g, o = gv[b, 0], gv[b, 1], gv[b, 2], gv[b, 3]
             if s_i >= 0:
                 ei = e[s_i, b]
                 for j in range(H):
@@ -484,7 +490,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                         arg[j] = _TWO * cb[j]
             _exp(a_flat[:n2 * B * H], e_flat[:n2 * B * H])
         for b in range(B):
-            o, tcb, hrb = gv[3, b], tc[b], hr[b]
+            o, tcb, hrb = gv[b, 3], tc[b], hr[b]
             if late_o:
                 eo = e[0, b]
                 for j in range(H):
@@ -499,34 +505,49 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                     tcb[j] = cb[j]
             for j in range(H):
                 hrb[j] = o[j] * tcb[j]
+        # the saves, as contiguous row copies (a strided slice assignment cost ~20% of the step)
         if save:
             for b in range(B):
-                gates[b, t] = gv[:, b]
-                tc_all[b, t] = tc[b]
+                gsrc, gdst = gv[b], gates[b, t]
+                for k in range(4):
+                    src, dst = gsrc[k], gdst[k]
+                    for j in range(H):
+                        dst[j] = src[j]
+                src, dst = tc[b], tc_all[b, t]
+                for j in range(H):
+                    dst[j] = src[j]
         if k_proj:
             h_new = np.dot(hr, W_hrT)  # (B, P)
         else:
             h_new = hr
         for b in range(B):
+            hb, cb, yb = h[b], c[b], y[b, t]
             if k_mask and not mask[b, t]:
                 for k in range(P):
-                    y[b, t, k] = 0.0
+                    yb[k] = 0.0
                 if save:
+                    dst = c_all[b, t + 1]
                     for j in range(H):
-                        c_all[b, t + 1, j] = c[b, j]
+                        dst[j] = cb[j]
                 continue
+            hnb, cnb = h_new[b], cn[b]
             for k in range(P):
-                h[b, k] = h_new[b, k]
-                y[b, t, k] = h_new[b, k]
+                hb[k] = hnb[k]
+            for k in range(P):
+                yb[k] = hnb[k]
             for j in range(H):
-                c[b, j] = cn[b, j]
+                cb[j] = cnb[j]
             if save:
+                src, dst = h_in[b], h_in_all[b, t]
                 for k in range(P):
-                    h_in_all[b, t, k] = h_in[b, k]
+                    dst[k] = src[k]
+                dst = c_all[b, t + 1]
                 for j in range(H):
-                    c_all[b, t + 1, j] = cn[b, j]
-                    if k_proj:
-                        hr_all[b, t, j] = hr[b, j]
+                    dst[j] = cnb[j]
+                if k_proj:
+                    src, dst = hr[b], hr_all[b, t]
+                    for j in range(H):
+                        dst[j] = src[j]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -601,17 +622,20 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 dzs = dz[oo:oo + H]
                 for j in range(H):
                     dzs[j] = dzo[j]
-            if k_ln:
+            if k_ln:  # one output per loop: with several, LLVM's overlap checks stop vectorisation
                 ccx = cc_xhat[b, t]
                 for j in range(H):
                     dln_c_b[j] += dcc[j]
+                for j in range(H):
                     dln_c_w[j] += dcc[j] * ccx[j]
+                for j in range(H):
                     tmp[j] = dcc[j] * ln_c_w[j]
                 _ln_back(tmp, ccx, cc_rstd[b, t], dcc, H)
             # the total gradient wrt the new cell state
             if k_peep_o:
                 for j in range(H):
                     dcn[j] = dcb[j] + dcc[j] + dzo[j] * w_co[j]
+                for j in range(H):
                     dp_o[j] += dzo[j] * cn[j]
             else:
                 for j in range(H):
@@ -637,6 +661,7 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 if k_peep_i:
                     for j in range(H):
                         dcb[j] += dzs[j] * w_ci[j]
+                    for j in range(H):
                         dp_i[j] += dzs[j] * cp[j]
             if k_forget == 0:
                 dzs = dz[of:of + H]
@@ -645,11 +670,13 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 if k_peep_f:
                     for j in range(H):
                         dcb[j] += dzs[j] * w_cf[j]
+                    for j in range(H):
                         dp_f[j] += dzs[j] * cp[j]
             if k_ln:
                 zhx, dzh = zh_xhat[b, t], dZh[b, t]
                 for j in range(GH):
                     dln_hh[j] += dz[j] * zhx[j]
+                for j in range(GH):
                     tmp[j] = dz[j] * ln_hh_w[j]
                 _ln_back(tmp, zhx, zh_rstd[b, t], dzh, GH)
                 for j in range(GH):
@@ -658,7 +685,9 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 zxx = zx_xhat[b, t]
                 for j in range(GH):
                     dln_ih[j] += dz[j] * zxx[j]
+                for j in range(GH):
                     dbias[j] += dz[j]
+                for j in range(GH):
                     tmp[j] = dz[j] * ln_ih_w[j]
                 _ln_back(tmp, zxx, zx_rstd[b, t], dz, GH)
             else:
