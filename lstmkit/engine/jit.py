@@ -199,23 +199,31 @@ BLAS = "none"  # which library _gemm calls: "torch-mkl" or "scipy-openblas"
 
 
 def _check_gemm(address: int, ctype) -> bool:
-    """Whether the Fortran gemm at ``address`` computes a 2x3 @ 3x2 product right (LP64 ints)."""
+    """Whether the Fortran gemm at ``address`` computes a 2x3 @ 3x2 product right in ``ctype``
+    with 32-bit integer arguments (the kernels pass them so).
+
+    Safe to call with the wrong gemm: the buffers are padded, so that a gemm of the other
+    precision stays inside them, and each size is followed by -1, so that a gemm reading 64-bit
+    integers sees a negative size and refuses (BLAS's argument check) instead of reading far."""
     import ctypes
 
     fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
-    a = np.arange(6, dtype=ctype).reshape(2, 3)
-    b = np.arange(6, dtype=ctype).reshape(3, 2) - 2
-    out = np.full((2, 2), 7, dtype=ctype)
-    ints = np.array([2, 2, 3], dtype=np.int32)  # m, n, k of the column-major product out^T = b^T a^T
+    a, b, out = np.zeros(64, ctype), np.zeros(64, ctype), np.full(64, 7, ctype)
+    a[:6] = np.arange(6)
+    b[:6] = np.arange(6) - 2
+    expected = a[:6].reshape(2, 3) @ b[:6].reshape(3, 2)
+    # m, n, k of the column-major product out^T = b^T a^T, each followed by -1
+    ints = np.array([2, -1, 2, -1, 3, -1], dtype=np.int32)
     ops = np.frombuffer(b"NN", dtype=np.uint8)
-    scal = np.array([1, 0], dtype=ctype)
+    scal = np.zeros(8, ctype)
+    scal[0] = 1
 
     def ptr(arr, offset=0):
         return arr.ctypes.data + offset * arr.itemsize
 
-    fn(ptr(ops), ptr(ops, 1), ptr(ints, 1), ptr(ints, 0), ptr(ints, 2), ptr(scal), ptr(b), ptr(ints, 1),
-       ptr(a), ptr(ints, 2), ptr(scal, 1), ptr(out), ptr(ints, 1))
-    return np.array_equal(out, a @ b)
+    m, n, k = ptr(ints, 0), ptr(ints, 2), ptr(ints, 4)
+    fn(ptr(ops), ptr(ops, 1), m, n, k, ptr(scal), ptr(b), m, ptr(a), k, ptr(scal, 1), ptr(out), m)
+    return np.array_equal(out[:4].reshape(2, 2), expected) and bool((out[4:] == 7).all())
 
 
 def _register_blas() -> str:

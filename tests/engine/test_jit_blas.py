@@ -30,7 +30,9 @@ def test_a_blas_is_registered_and_passes_its_check_product():
     # the check itself tells a right gemm from a wrong one: scipy's passes, a swapped one fails
     assert jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "sgemm"), np.float32)
     assert jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "dgemm"), np.float64)
+    # a gemm of the other precision fails it without writing outside the check's buffers
     assert not jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "dgemm"), np.float32)
+    assert not jit._check_gemm(get_cython_function_address("scipy.linalg.cython_blas", "sgemm"), np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
