@@ -108,7 +108,7 @@ def max_errors(outputs: np.ndarray, targets: np.ndarray, last_only: bool) -> np.
 class LastStepLoss(C.RecordingLoss):
     """Categorical cross-entropy with the last step weighted ``last_weight`` against the mean of the rest.
 
-    >>> y = torch.eye(3)[[[0, 1, 2]]]; pred = torch.full((1, 3, 3), 1 / 3)
+    >>> y = torch.eye(3)[None]; pred = torch.full((1, 3, 3), 1 / 3)
     >>> round(float(LastStepLoss(1.0)(pred, y)), 4) == round(2 * float(torch.log(torch.tensor(3.0))), 4)
     True
     """
