@@ -59,3 +59,48 @@ def test_layer_norm_takes_the_compiled_sweep_at_every_size_with_mkl():
     x = torch.zeros(1, 5, 3)
     layernorm = LSTMCell(3, 4, variant="layernorm").variant
     assert fused.use_jit(layernorm, 10**6, 4 * 512, x) == (fused.JIT_ENABLED and jit.BLAS == "torch-mkl")
+
+
+def _wide_cells():
+    from lstmkit.cells import GRUCell, RNNCell
+
+    yield "lstm-vanilla", lambda: LSTMCell(4, 5)
+    yield "lstm-peephole-proj", lambda: LSTMCell(4, 5, variant="peephole", proj_size=3)
+    yield "lstm-layernorm", lambda: LSTMCell(4, 5, variant="layernorm")
+    yield "lstm-cifg", lambda: LSTMCell(4, 5, variant="cifg")
+    yield "gru", lambda: GRUCell(4, 5)
+    yield "gru-reset-before", lambda: GRUCell(4, 5, reset_after=False)
+    yield "rnn", lambda: RNNCell(4, 5)
+
+
+WIDE = dict(_wide_cells())
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked+recurrent-dropout"])
+@pytest.mark.parametrize("name", list(WIDE))
+def test_compiled_sweep_with_the_batch_wide_product_equals_reference(name, masked, monkeypatch):
+    # 11 sequences: above _GEMV_MAX_ROWS, so each step's product goes through _gemm (the tests
+    # in test_paths.py use 3, which take the per-row product)
+    from lstmkit.engine import run
+    from tests.helpers import max_diff, randomize, weighted_sum
+
+    monkeypatch.setattr(fused, "JIT_ENABLED", True)
+    batch, steps = 11, 7
+    assert batch > jit._GEMV_MAX_ROWS
+    cell = randomize(WIDE[name]().double(), seed=len(name))
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(batch, steps, 4, generator=gen, dtype=torch.double, requires_grad=True)
+    state = tuple(torch.randn(s.shape, generator=gen, dtype=torch.double).requires_grad_()
+                  for s in cell.initial_state(batch))
+    mask = rmask = None
+    if masked:
+        mask = torch.rand(batch, steps, generator=gen) > 0.3
+        rmask = (torch.rand(batch, state[0].shape[1], generator=gen, dtype=torch.double) > 0.3).double() / 0.7
+    results = []
+    for engine in ("reference", "fused"):
+        y, final = run(cell, x, state, mask, rmask, engine=engine)
+        grads = torch.autograd.grad(weighted_sum([y, *final]), [x, *state, *cell.parameters()])
+        results.append(([y, *final], grads))
+    assert fused.use_jit(getattr(cell, "variant", None), batch, 4 * 5, x)
+    assert max_diff(results[1][0], results[0][0]) < 1e-12
+    assert max_diff(results[1][1], results[0][1]) < 1e-12
