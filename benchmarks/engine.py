@@ -5,7 +5,8 @@ For each size (batch, time, input, hidden) it times the forward pass and the tra
 
 - torch.nn.LSTM (the anchor: every other row is printed as a ratio to it),
 - lstmkit's vanilla LSTM through the native, fused and reference paths,
-- lstmkit's fused path for the peephole, cifg, layernorm and lstm1997 variants and the GRU,
+- lstmkit's fused path for the peephole, cifg, layernorm and lstm1997 variants, and the GRU
+  (its fused path and what ``auto`` picks),
 - torch.nn.GRU, for the GRU's engine choice,
 - Keras 3 (whatever backend it is configured with) where it is installed.
 
@@ -60,6 +61,7 @@ def candidates(I: int, H: int):
     for variant in ("peephole", "cifg", "layernorm", "lstm1997"):
         rows.append((f"LSTM {variant} fused",
                      lambda v=variant: LSTM(H, variant=v, input_size=I, return_sequences=True, engine="fused"), False))
+    rows.append(("GRU auto", lambda: GRU(H, input_size=I, return_sequences=True), False))
     rows.append(("GRU fused", lambda: GRU(H, input_size=I, return_sequences=True, engine="fused"), False))
     rows.append(("torch.nn.GRU", lambda: nn.GRU(I, H, batch_first=True), True))
     return rows

@@ -66,11 +66,19 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
 def _native_is_faster(cell, x: torch.Tensor) -> bool:
     # On the CPU torch has a oneDNN kernel only for the LSTM without projection; its GRU, RNN and
     # projected LSTM are generic loops that are slower than ours at small sizes and equal at large
-    # ones (docs/performance.md). On GPUs cuDNN wins for all of them. For one or two sequences
-    # the compiled sweep beats oneDNN too, given enough steps (train step 4.0 against 6.9 ms at
-    # (1, 1000, 1, 64)).
+    # ones, the GRU's a little faster there (docs/performance.md). On GPUs cuDNN wins for all of
+    # them. For one or two sequences the compiled sweep beats oneDNN too, given enough steps
+    # (train step 4.0 against 6.9 ms at (1, 1000, 1, 64)).
     if x.device.type != "cpu":
         return True
+    if isinstance(cell, GRUCell):
+        # torch's GRU is a generic loop on the CPU: far slower than the compiled sweep wherever
+        # that runs, but faster than our torch sweep above it (train step 321 against 354 ms at
+        # (128, 50, 128, 512), 188 against 213 at (256, 50, 64, 256); docs/performance.md).
+        # Under bf16 autocast the torch sweep stays: it runs its products in bf16.
+        if torch.is_autocast_enabled("cpu"):
+            return False
+        return not use_jit(None, x.shape[0], 3 * cell.hidden_size, x, training=torch.is_grad_enabled())
     if not isinstance(cell, LSTMCell) or cell.proj_size:
         return False
     B, T = x.shape[0], x.shape[1]

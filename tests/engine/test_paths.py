@@ -130,6 +130,12 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(LSTMCell(I, H), "auto", x, mask=torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)) == "fused"
     assert select_engine(LSTMCell(I, H), "auto", x, recurrent_mask=torch.ones(2, H)) == "fused"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", x) == "fused"
+    assert select_engine(GRUCell(I, H), "auto", x) == ("fused" if fused.JIT_ENABLED else "native")
+    # above the compiled sweep's limits torch's GRU loop beats the torch sweep
+    big = torch.zeros(10**5, 2, I)
+    assert not fused.use_jit(None, big.shape[0], 3 * H, big)
+    assert select_engine(GRUCell(I, H), "auto", big) == "native"
+    assert select_engine(GRUCell(I, H, reset_after=False), "auto", big) == "fused"  # torch has no such GRU
     assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "fused"  # no oneDNN kernel on the CPU
 
 
