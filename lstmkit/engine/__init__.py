@@ -96,9 +96,13 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
 
 
 def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
-    """Run an already selected path (see :func:`select_engine`); no checks on the hot path."""
+    """Run an already selected path (see :func:`select_engine`); no checks on the hot path.
+
+    ``state`` None starts from zeros (the native path makes them in the shape its op takes)."""
     if path == "native":
         return run_native(cell, x, state, mask)
+    if state is None:
+        state = cell.initial_state(x.shape[0], x.dtype, x.device)
     if path == "fused":
         return _FUSED[type(cell)](cell, x, state, mask, recurrent_mask)
     return run_reference(cell, x, state, mask, recurrent_mask)

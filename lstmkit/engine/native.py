@@ -58,18 +58,27 @@ def _op_and_params(cell):
     return (torch.rnn_tanh if cell.nonlinearity == "tanh" else torch.rnn_relu), params
 
 
-def run_native(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None):
-    """Run ``cell`` over ``x (B, T, I)`` with torch's fused op; returns ``(y, state)``."""
+def run_native(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None, mask: torch.Tensor | None = None):
+    """Run ``cell`` over ``x (B, T, I)`` with torch's fused op; returns ``(y, state)``.
+
+    ``state`` None: zeros, made directly in the ``(1, B, size)`` shape the op takes (each
+    reshaping op costs microseconds of a small ``predict``)."""
     if x.shape[1] == 1 and mask is None and not getattr(cell, "proj_size", 0):
-        return _run_cell_op(cell, x, state)
+        return _run_cell_op(cell, x, state if state is not None else cell.initial_state(x.shape[0], x.dtype, x.device))
     op, params = _op_and_params(cell)
     lstm = isinstance(cell, LSTMCell)
-    hx = tuple(s.unsqueeze(0) for s in state) if lstm else state[0].unsqueeze(0)
+    if state is None:
+        B = x.shape[0]
+        h0 = torch.zeros(1, B, cell.output_size if lstm else cell.hidden_size, dtype=x.dtype, device=x.device)
+        hx = (h0, torch.zeros(1, B, cell.hidden_size, dtype=x.dtype, device=x.device)) if lstm else h0
+    else:
+        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0)) if lstm else state[0].unsqueeze(0)
     train = torch.is_grad_enabled()
     if mask is None:
         out = op(x, hx, params, True, 1, 0.0, train, False, True)
-        y, final = out[0], out[1:]
-        return y, tuple(s.squeeze(0) for s in final)
+        if lstm:
+            return out[0], (out[1][0], out[2][0])
+        return out[0], (out[1][0],)
 
     lengths = prefix_lengths(mask)
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

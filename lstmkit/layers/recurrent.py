@@ -163,7 +163,7 @@ class Recurrent(Layer):
                 )
             state = self._states
         else:
-            state = self.cell.initial_state(B, x.dtype, x.device)
+            state = None  # zeros, made by the path in the shape it needs
 
         if self.go_backwards:
             x = x.flip(1)
