@@ -238,6 +238,10 @@ def _register_blas() -> str:
 
         libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "*torch_cpu.*"))
         lib = ctypes.CDLL(libs[0]) if libs else None
+        # MKL's own symbol: a lookup in the library also searches its dependencies, which on other
+        # platforms may export another BLAS's sgemm_, measured nowhere here
+        if not hasattr(lib, "MKL_Set_Num_Threads_Local"):
+            raise LookupError("torch's library does not carry MKL")
         for name, ctype in (("sgemm_", np.float32), ("dgemm_", np.float64)):
             address = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
             if _check_gemm(address, ctype):
@@ -292,11 +296,17 @@ if AVAILABLE:
 
     @overload(_gemm)
     def _gemm_compiled(a, b, out):
+        if not (a.dtype == b.dtype == out.dtype) or a.dtype not in (types.float32, types.float64):
+            raise TypeError(f"_gemm: a, b and out must share float32 or float64, got {a.dtype}, {b.dtype}, "
+                            f"{out.dtype}")
         if not (a.layout == b.layout == out.layout == "C"):  # the leading dimensions assume C order
             return lambda a, b, out: np.dot(a, b, out)
         kernel = _gemm32 if a.dtype == types.float32 else _gemm64
 
         def impl(a, b, out):
+            # the BLAS reads and writes what the shapes say: a mismatch must raise, not corrupt
+            if a.shape[1] != b.shape[0] or out.shape[0] != a.shape[0] or out.shape[1] != b.shape[1]:
+                raise ValueError("_gemm: the shapes of a, b and out do not match")
             # row-major out = a @ b is the column-major out^T = b^T a^T: m = N, n = M, k = K
             ints = np.empty(3, np.int32)
             ints[0], ints[1], ints[2] = a.shape[0], b.shape[1], a.shape[1]
@@ -309,11 +319,11 @@ if AVAILABLE:
         return impl
 
 
-# OpenBLAS's matrix product has a fixed cost of ~10 us (P = 64, 4H = 256) to ~40 us (128, 512)
-# for a handful of rows, where one matrix-vector product per row costs ~0.8 / ~3 us: the per-row
-# product wins up to 16 rows. MKL's costs ~5 us of thread start-up on two threads at 2-4 rows and
-# wins from 8 (16 x 64 x 256: 9.5 against 14.5 us; docs/performance.md).
-_GEMV_MAX_ROWS = 7 if BLAS == "torch-mkl" else 16
+# MKL's matrix product costs ~5 us of thread start-up on two threads at 2-4 rows, where one
+# matrix-vector product per row costs ~0.8 us (64 x 256), and wins from 8 rows (16 x 64 x 256:
+# 9.5 against 14.5 us; docs/performance.md). (With OpenBLAS the per-row product won up to 16 rows;
+# the limit is one constant for both, since numba's cache freezes the globals a kernel reads.)
+_GEMV_MAX_ROWS = 7
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -325,6 +335,18 @@ def _rows_dot(a, b, out):
             np.dot(a[i], b, out[i])
     else:
         _gemm(a, b, out)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scale_row(src, dst, rmask, b, scaled):
+    """``dst = src * rmask[b]`` (recurrent dropout) when ``scaled``, else a copy of ``src``."""
+    if scaled:
+        rb = rmask[b]
+        for k in range(src.shape[0]):
+            dst[k] = src[k] * rb[k]
+    else:
+        for k in range(src.shape[0]):
+            dst[k] = src[k]
 
 
 # error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch
@@ -386,14 +408,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     hr = np.zeros((B, H), dt)
     for t in range(T):
         for b in range(B):
-            src, dst = h[b], h_in[b]
-            if k_rmask:
-                rb = rmask[b]
-                for k in range(P):
-                    dst[k] = src[k] * rb[k]
-            else:
-                for k in range(P):
-                    dst[k] = src[k]
+            _scale_row(h[b], h_in[b], rmask, b, k_rmask)
         _rows_dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product
         for b in range(B):
             z = zh[b]
@@ -705,14 +720,7 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
         for b in range(B):
             if k_mask and not mask[b, t]:
                 continue  # a skipped step passes dh and dc through unchanged
-            dhb, dib = dh[b], dh_in[b]
-            if k_rmask:
-                rb = rmask[b]
-                for k in range(P):
-                    dhb[k] = dib[k] * rb[k]
-            else:
-                for k in range(P):
-                    dhb[k] = dib[k]
+            _scale_row(dh_in[b], dh[b], rmask, b, k_rmask)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)

@@ -467,6 +467,7 @@ class Model(nn.Module):
                           "relies on; pass shuffle=False.", stacklevel=2)
         if D.init_distributed() is not None:
             train, val = self._shard(train, val, shuffle)
+            device = self._device()  # _shard may have moved the model to this rank's GPU
             if not D.is_main_process():
                 verbose = 0
 
@@ -493,7 +494,7 @@ class Model(nn.Module):
             self._autocast()  # raises on the CPU
             self.__dict__["_scaler"] = torch.amp.GradScaler(self._device().type)
         if D.active():
-            device = self._device()  # _shard may have moved the model to this rank's GPU
+            device = self._device()  # a process group set up by the caller: where the model is now
             self.__dict__["_ddp"] = D.wrap(self)
 
         for cb in cbs:
@@ -667,7 +668,7 @@ class Model(nn.Module):
             scaler.update()
             return value
         if not (bool(torch.isfinite(norm)) if norm is not None else _grads_finite([p.grad for p in params])):
-            bad = norm if norm is not None else torch.nn.utils.get_total_norm([p.grad for p in params])
+            bad = norm if norm is not None else _report_norm([p.grad for p in params])
             opt.zero_grad(set_to_none=True)
             raise _Diverged(float(bad), where + " (gradient)")
         opt.step()
@@ -845,24 +846,49 @@ class Model(nn.Module):
         load_weights_into(self, tensors, file, "load_weights")
 
 
+# Where the fused check below is exact: CPU kernels for every floating dtype; CUDA's reads float32
+# and float16 (it has no bfloat16 kernel, and tests float64 values as float32).
+_FUSED_CHECK_DTYPES = {"cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
+                       "cuda": (torch.float32, torch.float16)}
+
+
 def _grads_finite(grads: list[torch.Tensor]) -> bool:
     """Whether every gradient is finite.
 
-    One fused check per device: the op ``GradScaler`` uses, with a scale of 1 (which leaves the
-    values unchanged). On a tiny model it costs ~3 us, where the total norm took ~60 us, most of
-    ``fit``'s per-batch overhead (docs/performance.md). Sparse gradients take the norm.
+    One fused check per (device, dtype) group: the op ``GradScaler`` uses, with a scale of 1
+    (which leaves the values unchanged). On a tiny model it costs ~3 us, where the total norm took
+    ~60 us, most of ``fit``'s per-batch overhead (docs/performance.md). Groups the op does not
+    cover exactly (sparse or complex gradients, bfloat16 or float64 on CUDA, other devices) are
+    checked tensor by tensor.
     """
-    if any(g.is_sparse for g in grads):
-        return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
-    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
     for g in grads:
-        by_device.setdefault(g.device, []).append(g)
-    for device, group in by_device.items():
-        found = torch.zeros(1, device=device)
-        torch._amp_foreach_non_finite_check_and_unscale_(group, found, torch.ones(1, device=device))
-        if found.item():
+        groups.setdefault((g.device, g.dtype), []).append(g)
+    for (device, dtype), group in groups.items():
+        if (dtype in _FUSED_CHECK_DTYPES.get(device.type, ())
+                and all(g.layout == torch.strided for g in group)):
+            found = torch.zeros(1, device=device)
+            torch._amp_foreach_non_finite_check_and_unscale_(group, found, torch.ones(1, device=device))
+            if found.item():
+                return False
+        elif not all(bool(torch.isfinite(_values(g)).all()) for g in group):
             return False
     return True
+
+
+def _values(g: torch.Tensor) -> torch.Tensor:
+    """The stored values of a gradient: itself, or a sparse tensor's values."""
+    if g.layout == torch.strided:
+        return g
+    return g.coalesce().values() if g.is_sparse else g.values()
+
+
+def _report_norm(grads: list[torch.Tensor]) -> float:
+    """The total norm of a non-finite set of gradients, for the error message."""
+    try:
+        return float(torch.nn.utils.get_total_norm(grads))
+    except (RuntimeError, NotImplementedError):  # layouts the norm does not take
+        return float(torch.linalg.vector_norm(torch.cat([_values(g).reshape(-1).double() for g in grads])))
 
 
 def _modules_of(root: nn.Module) -> list[nn.Module]:

@@ -55,6 +55,16 @@ def test_gemm_of_non_contiguous_operands_falls_back_to_numpy():
     np.testing.assert_allclose(out, a @ b, rtol=1e-12)
 
 
+def test_gemm_refuses_operands_whose_shapes_do_not_match():
+    a, b = np.ones((9, 4)), np.ones((5, 6))
+    with pytest.raises(ValueError, match="shapes of a, b and out"):
+        _gemm_product(a, b, np.zeros((9, 6)))
+    with pytest.raises(ValueError, match="shapes of a, b and out"):
+        _gemm_product(a, np.ones((4, 6)), np.zeros((9, 5)))
+    with pytest.raises(Exception, match="must share float32 or float64"):  # at compile time
+        _gemm_product(a.astype(np.float32), np.ones((4, 6)), np.zeros((9, 6)))
+
+
 def test_layer_norm_takes_the_compiled_sweep_at_every_size_with_mkl():
     x = torch.zeros(1, 5, 3)
     layernorm = LSTMCell(3, 4, variant="layernorm").variant

@@ -320,13 +320,22 @@ def test_a_non_finite_gradient_under_a_finite_loss_stops_before_the_update(clipn
 def test_grads_finite_checks_every_dtype_and_leaves_the_values_alone():
     from lstmkit.models.model import _grads_finite
 
-    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.complex64):
         grads = [torch.randn(4, 3, dtype=dtype), torch.randn(2, dtype=dtype)]
         copies = [g.clone() for g in grads]
         assert _grads_finite(grads) and all(torch.equal(a, b) for a, b in zip(grads, copies))
         for bad in (float("inf"), float("-inf"), float("nan")):
             grads[1][1] = bad
             assert not _grads_finite(grads)
+    # mixed dtypes are checked group by group; a huge finite float64 is finite
+    mixed = [torch.ones(3), torch.tensor([1e300, 1.0], dtype=torch.float64)]
+    assert _grads_finite(mixed)
+    mixed[1][1] = float("nan")
+    assert not _grads_finite(mixed)
+    # sparse gradients are checked through their values
+    sparse = torch.sparse_coo_tensor([[0, 2]], [1.0, float("inf")], (4,), check_invariants=True)
+    assert not _grads_finite([torch.ones(2), sparse])
+    assert _grads_finite([torch.ones(2), torch.sparse_coo_tensor([[0, 2]], [1.0, 2.0], (4,), check_invariants=True)])
 
 
 def test_clipping_bounds_the_update():
