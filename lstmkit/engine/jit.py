@@ -195,7 +195,7 @@ def _flags(cfg):
 # the compiled (and cached) code names the symbol, not an address; where torch's library does not
 # export it, or it fails a check product, the symbol points at scipy's OpenBLAS instead.
 
-BLAS = "none"  # which library _gemm calls: "torch-mkl" or "scipy-openblas"
+BLAS = "none"  # which library _gemm calls: "torch-mkl" or "scipy-openblas" (LSTMKIT_BLAS=scipy forces it)
 
 
 def _check_gemm(address: int, ctype) -> bool:
@@ -234,6 +234,8 @@ def _register_blas() -> str:
 
     found = {}
     try:
+        if os.environ.get("LSTMKIT_BLAS", "").lower() == "scipy":
+            raise LookupError("LSTMKIT_BLAS=scipy")
         import torch
 
         libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "*torch_cpu.*"))

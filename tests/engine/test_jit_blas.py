@@ -114,3 +114,31 @@ def test_compiled_sweep_with_the_batch_wide_product_equals_reference(name, maske
     assert fused.use_jit(getattr(cell, "variant", None), batch, 4 * 5, x)
     assert max_diff(results[1][0], results[0][0]) < 1e-12
     assert max_diff(results[1][1], results[0][1]) < 1e-12
+
+
+def test_the_scipy_fallback_computes_the_same_function():
+    # LSTMKIT_BLAS=scipy makes the kernels call scipy's BLAS, as where torch's library has no MKL
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import torch
+from lstmkit.cells import GRUCell, LSTMCell
+from lstmkit.engine import fused, jit, run
+from tests.helpers import max_diff, randomize
+assert jit.BLAS == "scipy-openblas", jit.BLAS
+assert fused.JIT_MAX_GATE_ROWS == 512
+for cell in (LSTMCell(4, 5, variant="peephole"), GRUCell(4, 5)):
+    cell = randomize(cell.double())
+    x = torch.randn(11, 6, 4, dtype=torch.double)
+    state = cell.initial_state(11)
+    with torch.no_grad():
+        (y, final), (y_ref, final_ref) = (run(cell, x, state, engine=e) for e in ("fused", "reference"))
+    assert max_diff([y, *final], [y_ref, *final_ref]) < 1e-12
+print("ok")
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "LSTMKIT_BLAS": "scipy", "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
