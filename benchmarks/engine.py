@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from _timing import median_time
+from lstmkit.engine import fused, jit
 from lstmkit.layers import GRU, LSTM
 
 SIZES = [(1, 1000, 1, 64), (16, 500, 8, 64), (32, 100, 32, 128), (64, 100, 64, 256), (128, 50, 128, 512)]
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
         sizes = [tuple(int(n) for n in size.split(",")) for size in args.size]
     print(f"# engine benchmark: torch {torch.__version__}, {args.threads} thread(s), float32, "
           f"median of {args.repeats}, {platform.processor() or platform.machine()}")
+    print(f"# compiled sweep: {'on' if fused.JIT_ENABLED else 'off (LSTMKIT_JIT=0 or no numba)'}, "
+          f"its matrix product through {jit.BLAS}")
     print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
     print()
     print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio | GFLOP/s | saved bytes/step |")
