@@ -798,12 +798,14 @@ def gru_forward(reset_after, has_mask, has_rmask, zx, W_rzT, W_nT, b_hh, mask, r
                 hb[j] = yb[j]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmask,
                  r_all, z_all, n_all, hp_all, h_in_all, hn_all, dZx, dZh_rz, dZh_n):
     """GRU backward sweep: fills the per-step gradients wrt the input pre-activations ``dZx``,
     the recurrent ``r, z`` pre-activations ``dZh_rz`` and the ``n`` block ``dZh_n``; leaves the
-    gradient wrt the initial state in ``dh``. ``W_rz (2H, H)``, ``W_n (H, H)``."""
+    gradient wrt the initial state in ``dh``. ``W_rz (2H, H)``, ``W_n (H, H)``.
+
+    As the LSTM's: simple loops over contiguous row views, the branches outside them."""
     B, T, H = dy.shape
     dt = dy.dtype
     src_rz = np.empty((B, 2 * H), dt)
@@ -812,58 +814,88 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
     drh_buf = np.empty((B, H), dt)
     acc = np.empty((B, H), dt)
     acc_n = np.empty((B, H), dt)
+    dhn = np.empty(H, dt)
     for t in range(T - 1, -1, -1):
+        # through h = (1 - z) n + z h_prev: the z and n blocks
         for b in range(B):
-            live = not has_mask or mask[b, t]
+            dzx, snb = dZx[b, t], src_n[b]
+            if has_mask and not mask[b, t]:
+                for j in range(H, 3 * H):
+                    dzx[j] = 0.0
+                for j in range(H):
+                    snb[j] = 0.0
+                continue
+            dhb, dyb, dirb = dh[b], dy[b, t], direct[b]
+            zb, nb, hpb = z_all[b, t], n_all[b, t], hp_all[b, t]
+            dxz, dxn = dzx[H:2 * H], dzx[2 * H:3 * H]
             for j in range(H):
-                if not live:
-                    dZx[b, t, H + j] = 0.0
-                    dZx[b, t, 2 * H + j] = 0.0
-                    src_n[b, j] = 0.0
-                    continue
-                dhn = dh[b, j] + dy[b, t, j]
-                z = z_all[b, t, j]
-                n = n_all[b, t, j]
-                dZx[b, t, H + j] = dhn * (hp_all[b, t, j] - n) * z * (1.0 - z)
-                dzn = dhn * (1.0 - z) * (1.0 - n * n)
-                dZx[b, t, 2 * H + j] = dzn
-                src_n[b, j] = dzn * r_all[b, t, j] if reset_after else dzn
-                direct[b, j] = dhn * z
+                dhn[j] = dhb[j] + dyb[j]
+            for j in range(H):
+                dxz[j] = dhn[j] * (hpb[j] - nb[j]) * zb[j] * (_ONE - zb[j])
+            for j in range(H):
+                dxn[j] = dhn[j] * (_ONE - zb[j]) * (_ONE - nb[j] * nb[j])
+            if reset_after:
+                rb = r_all[b, t]
+                for j in range(H):
+                    snb[j] = dxn[j] * rb[j]
+            else:
+                for j in range(H):
+                    snb[j] = dxn[j]
+            for j in range(H):
+                dirb[j] = dhn[j] * zb[j]
         # reset_after=False: the reset gate's gradient needs W_hn^T dz_n first
         if reset_after:
             drh = src_n
         else:
             _rows_dot(src_n, W_n, drh_buf)
             drh = drh_buf
+        # the r block, and the recurrent products' sources
         for b in range(B):
-            live = not has_mask or mask[b, t]
-            for j in range(H):
-                if not live:
-                    dZx[b, t, j] = 0.0
-                    src_rz[b, j] = 0.0
-                    src_rz[b, H + j] = 0.0
-                    continue
-                r = r_all[b, t, j]
+            dzx, srz, snb = dZx[b, t], src_rz[b], src_n[b]
+            if has_mask and not mask[b, t]:
+                for j in range(H):
+                    dzx[j] = 0.0
+                for j in range(2 * H):
+                    srz[j] = 0.0
+            else:
+                rb, dxr = r_all[b, t], dzx[0:H]
                 if reset_after:
-                    dzr = dZx[b, t, 2 * H + j] * hn_all[b, t, j] * r * (1.0 - r)
+                    dxn, hnb = dzx[2 * H:3 * H], hn_all[b, t]
+                    for j in range(H):
+                        dxr[j] = dxn[j] * hnb[j] * rb[j] * (_ONE - rb[j])
                 else:
-                    dzr = drh[b, j] * h_in_all[b, t, j] * r * (1.0 - r)
-                dZx[b, t, j] = dzr
-                src_rz[b, j] = dzr
-                src_rz[b, H + j] = dZx[b, t, H + j]
+                    drb, hib = drh[b], h_in_all[b, t]
+                    for j in range(H):
+                        dxr[j] = drb[j] * hib[j] * rb[j] * (_ONE - rb[j])
+                for j in range(2 * H):
+                    srz[j] = dzx[j]
+            dst = dZh_rz[b, t]
             for j in range(2 * H):
-                dZh_rz[b, t, j] = src_rz[b, j]
+                dst[j] = srz[j]
+            dst = dZh_n[b, t]
             for j in range(H):
-                dZh_n[b, t, j] = src_n[b, j]
+                dst[j] = snb[j]
         _rows_dot(src_rz, W_rz, acc)  # (B, H)
         if reset_after:
             _rows_dot(src_n, W_n, acc_n)
-            for b in range(B):
-                for k in range(H):
-                    acc[b, k] += acc_n[b, k]
         for b in range(B):
             if has_mask and not mask[b, t]:
-                continue
-            for k in range(H):
-                g = acc[b, k] if reset_after else acc[b, k] + drh[b, k] * r_all[b, t, k]
-                dh[b, k] = direct[b, k] + (g * rmask[b, k] if has_rmask else g)
+                continue  # a skipped step passes dh through unchanged
+            accb, dirb, dhb = acc[b], direct[b], dh[b]
+            if reset_after:
+                an = acc_n[b]
+                for k in range(H):
+                    accb[k] += an[k]
+            else:
+                drb, rb = drh[b], r_all[b, t]
+                for k in range(H):
+                    accb[k] += drb[k] * rb[k]
+            if has_rmask:
+                rm = rmask[b]
+                for k in range(H):
+                    dhb[k] = dirb[k] + accb[k] * rm[k]
+            else:
+                for k in range(H):
+                    dhb[k] = dirb[k] + accb[k]
+
+
