@@ -198,19 +198,17 @@ def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
     dZh_all = dZ_all if R["dZh"] is None else R["dZh"]
     grads = {}
     grads["weight_hh"] = _flat(dZh_all).t() @ _flat(R["h_in"])
-    if v.layer_norm and "dbias" in R:  # the kernel went back through the input normalisation
-        dZx = _flat(dZ_all)
-        grads["ln_ih_weight"] = R["dln"]["ln_ih_weight"]
+    if v.layer_norm:
         grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
         grads["ln_c_weight"], grads["ln_c_bias"] = R["dln"]["ln_c_weight"], R["dln"]["ln_c_bias"]
-        grads["bias_ih"] = grads["bias_hh"] = R["dbias"]
-    elif v.layer_norm:
-        dsum = _flat(dZ_all).sum(0)
-        grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
-        grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
-        grads["ln_c_weight"], grads["ln_c_bias"] = R["dln"]["ln_c_weight"], R["dln"]["ln_c_bias"]
-        dZx = _ln_backward(_flat(dZ_all) * p["ln_ih_weight"], S["zx_xhat"], S["zx_rstd"])
-        grads["bias_ih"] = grads["bias_hh"] = dsum
+        if "dbias" in R:  # the compiled sweep went back through the input normalisation itself
+            dZx, dbias = _flat(dZ_all), R["dbias"]
+            grads["ln_ih_weight"] = R["dln"]["ln_ih_weight"]
+        else:
+            dbias = _flat(dZ_all).sum(0)
+            grads["ln_ih_weight"] = (_flat(dZ_all) * S["zx_xhat"]).sum(0)
+            dZx = _ln_backward(_flat(dZ_all) * p["ln_ih_weight"], S["zx_xhat"], S["zx_rstd"])
+        grads["bias_ih"] = grads["bias_hh"] = dbias
     else:
         dZx = _flat(dZ_all)
         grads["bias_ih"] = grads["bias_hh"] = dZx.sum(0)
@@ -461,14 +459,16 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
                       S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), zx_xhat, S["zx_rstd"].numpy(),
                       dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
                       dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy(), dln_ih.numpy(), dbias.numpy())
-    extra = {"dbias": dbias} if v.layer_norm else {}
-    return {**extra,
+    R = {
         "dZ": dZ, "dZh": dZh if v.layer_norm else None, "h_in": S["h_in"],
         "dH_new": dH_new if proj else None, "hr": S["hr"] if proj else None, "a_prev": None,
         "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
         "dln": {"ln_hh_weight": dln_hh, "ln_c_weight": dln_c_w, "ln_c_bias": dln_c_b, "ln_ih_weight": dln_ih},
         "dh": dh, "dc": dc,
     }
+    if v.layer_norm:  # dZ then holds the gradient wrt the raw input products
+        R["dbias"] = dbias
+    return R
 
 
 def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):

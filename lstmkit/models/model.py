@@ -494,7 +494,6 @@ class Model(nn.Module):
             self._autocast()  # raises on the CPU
             self.__dict__["_scaler"] = torch.amp.GradScaler(self._device().type)
         if D.active():
-            device = self._device()  # a process group set up by the caller: where the model is now
             self.__dict__["_ddp"] = D.wrap(self)
 
         for cb in cbs:
