@@ -142,10 +142,10 @@ class Recurrent(Layer):
 
     # -- the call -----------------------------------------------------------------------------
     def forward(self, x, initial_state=None, mask=None, lengths=None):
-        if (type(x) is torch.Tensor and x.dim() == 3 and x.shape[1] == 1 and x.shape[0] > 0
+        if (type(x) is torch.Tensor and x.dim() == 3 and x.shape[0] > 0 and x.shape[1] > 0
                 and initial_state is None and mask is None and lengths is None and self.cell is not None
                 and not torch.is_grad_enabled()):
-            out = stream_step(self, x)  # streaming inference: one compiled call (engine/stream.py)
+            out = stream_step(self, x)  # inference at small batches: one compiled call (engine/stream.py)
             if out is not None:
                 return out
         name = type(self).__name__

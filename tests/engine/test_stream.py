@@ -92,3 +92,72 @@ def test_the_shortcut_steps_aside():
             fast(torch.randn(3, 1, 3, dtype=torch.float64))
         with pytest.raises(TypeError, match="does not match the layer's weights"):
             fast(torch.randn(8, 1, 3))
+
+
+# -- whole sequences at small batches ----------------------------------------------------------
+
+@pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, False), (True, True)])
+def test_sequences_match_the_reference_loop_in_float64(return_sequences, return_state):
+    fast, slow = _pair(return_sequences=return_sequences, return_state=return_state)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for T in (2, 9, 30):  # the carried state goes from call to call, through the kernel's copies
+            x = torch.rand(3, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
+            a, b = fast(x), slow(x)
+            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
+            a, b = (a, b) if return_state else ((a,), (b,))
+            for u, v in zip(a, b):
+                assert u.shape == v.shape and u.dtype == torch.float64
+                assert max_diff(u, v) < 1e-12
+        assert max_diff(fast.states[1], slow.states[1]) < 1e-12
+
+
+def test_sequences_match_torch_lstm_and_see_in_place_updates():
+    layer = randomize(LSTM(16, input_size=2, return_sequences=True), seed=5).eval()
+    ref = torch.nn.LSTM(2, 16, batch_first=True)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(ref, f"{name}_l0").data.copy_(getattr(layer.cell, name))
+    gen = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for step in range(4):
+            if step == 2:  # the cached W_hh^T and bias sum are copies: they must be rebuilt
+                for name in ("weight_hh", "bias_hh"):
+                    getattr(layer.cell, name).mul_(0.5)
+                    getattr(ref, f"{name}_l0").mul_(0.5)
+            x = torch.randn(4, 12, 2, generator=gen)
+            y = layer(x)
+            assert layer.engine_in_use == "fused"
+            assert max_diff(y, ref(x)[0]) < 1e-5
+        layer.load_state_dict({k: torch.zeros_like(v) for k, v in layer.state_dict().items()})
+        assert max_diff(layer(x), torch.zeros(4, 12, 16)) < 1e-6  # (exp approximated in the kernel)
+
+
+def test_sequences_share_the_compiled_signature_of_the_fused_path():
+    layer = LSTM(8, input_size=3, engine="fused").eval()
+    x = torch.randn(16, 5, 3)  # batch 16: the fused path's own inference call
+    with torch.no_grad():
+        layer(x)
+        assert layer.engine_in_use == "fused"
+        compiled = len(jit.lstm_forward.signatures)
+        layer(x[:2])  # the shortcut: no new compilation
+        assert len(jit.lstm_forward.signatures) == compiled
+
+
+def test_sequences_step_aside_where_they_do_not_win_or_apply():
+    with torch.no_grad():
+        assert LSTM(8)(torch.randn(5, 3, 2)) is not None
+        layer = LSTM(8)
+        layer(torch.randn(5, 3, 2))
+        assert layer.engine_in_use == "native"  # batch 5: oneDNN's
+        wide = LSTM(1024)
+        wide(torch.randn(2, 3, 2))
+        assert wide.engine_in_use == "native"  # 2 x 4096 gate rows: oneDNN's two-thread product
+        backwards = LSTM(8, go_backwards=True)
+        backwards(torch.randn(2, 3, 2))
+        assert backwards.engine_in_use == "native"
+        masked = LSTM(8)
+        masked(torch.randn(2, 3, 2), mask=torch.ones(2, 3, dtype=torch.bool))
+        assert masked.engine_in_use == "native"
+    layer = LSTM(8)
+    layer(torch.randn(2, 3, 2))  # autograd on: a graph is needed
+    assert layer.engine_in_use == "native"
