@@ -6,9 +6,13 @@ Rows, measured in one run:
   ``torch.nn.LSTMCell``, lstmkit's ``LSTM(stateful=True)`` layer, a peephole variant, and Keras 3
   where it is installed;
 - ``predict`` on a whole batch: ``Sequential([LSTM(64), Dense(1)]).predict(x)`` against calling
-  ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad``; the difference is lstmkit's per-call
-  overhead. The two are timed in alternating blocks, since the difference is small
-  next to the drift of the machine over the seconds a measurement takes.
+  ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad`` (what a user would write by hand), and
+  against calling the model's own two layers by hand (the same kernels ``predict`` runs: at
+  batch 1-4 the compiled sweep, above it oneDNN). The first difference is what a user gains or
+  loses by calling ``predict``; the second is ``predict``'s own per-call overhead (input
+  conversion, batching, the mode switch, the output array). The three are timed in alternating
+  blocks, since the differences are small next to the drift of the machine over the seconds a
+  measurement takes.
 
 Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, after warm-up.
 """
@@ -84,21 +88,31 @@ def main(argv=None) -> int:
             print(f"| {label} | {us:.1f} | {us / anchor:.2f}x |")
 
     print()
-    print("| predict on a batch, LSTM(64) + Dense(1) | raw torch us | lstmkit predict us | overhead us |")
-    print("|---|---|---|---|")
+    print("| predict on a batch, LSTM(64) + Dense(1) | nn.LSTM + Linear us | the model's layers by hand us "
+          "| lstmkit predict us | predict minus nn.LSTM us | predict minus its layers us |")
+    print("|---|---|---|---|---|---|")
     for B, T in ((1, 10), (32, 50), (256, 50)):
         xb = torch.randn(B, T, 1)
         model = lstmkit.Sequential([LSTM(64), Dense(1)], input_shape=(T, 1))
         raw_lstm = nn.LSTM(1, 64, batch_first=True)
         raw_dense = nn.Linear(64, 1)
+        lstm_layer, dense_layer = model.layers
 
         def raw():
             with torch.no_grad():
                 y, _ = raw_lstm(xb)
                 return raw_dense(y[:, -1]).numpy()
 
-        t_raw, t_ours = paired_us([raw, lambda: model.predict(xb, batch_size=B)], calls=max(10, 3000 // B))
-        print(f"| B={B}, T={T} | {t_raw:.1f} | {t_ours:.1f} | {t_ours - t_raw:.1f} |")
+        def by_hand():
+            with torch.no_grad():
+                return dense_layer(lstm_layer(xb)).numpy()
+
+        model.eval()  # the layers by hand run in evaluation mode, as predict runs them
+        t_raw, t_hand, t_ours = paired_us([raw, by_hand, lambda: model.predict(xb, batch_size=B)],
+                                          calls=max(10, 3000 // B))
+        model.train()
+        print(f"| B={B}, T={T} | {t_raw:.1f} | {t_hand:.1f} | {t_ours:.1f} | {t_ours - t_raw:+.1f} "
+              f"| {t_ours - t_hand:+.1f} |")
     return 0
 
 

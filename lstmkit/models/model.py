@@ -118,25 +118,12 @@ class Model(nn.Module):
 
     @contextlib.contextmanager
     def _evaluation_mode(self, modules: list[nn.Module] | None = None):
-        """Evaluation mode for the duration; afterwards every module is back in its own mode.
-
-        Sets each module's ``training`` flag directly: ``nn.Module.train`` walks the tree through
-        ``__setattr__`` and cost ~100-200 us of every small ``predict`` (docs/performance.md).
-        Modules that override ``train`` get their own method called.
-        """
-        switched = [m for m in (modules or _modules_of(self)) if m.training]
-        custom = [m for m in switched if type(m).train is not nn.Module.train]
-        for m in switched:
-            m.__dict__["training"] = False
-        for m in custom:
-            m.train(False)
+        """Evaluation mode for the duration; afterwards every module is back in its own mode."""
+        switched = _to_evaluation_mode(modules or _modules_of(self))
         try:
             yield
         finally:
-            for m in switched:
-                m.__dict__["training"] = True
-            for m in custom:
-                m.train(True)
+            _back_to_training_mode(switched)
 
     def _build_with_shape(self, shape, batch: int, dtype: torch.dtype) -> None:
         """Build on zeros of ``(batch, *shape)``; an unknown (None) length is tried at 1, 8, 32,
@@ -785,9 +772,19 @@ class Model(nn.Module):
         dtype, device = self._dtype_and_device(modules)
         batches = self._batches("predict", x, None, batch_size, need_targets=False, float_dtype=dtype)
         outputs = []
-        with self._evaluation_mode(modules), torch.no_grad(), self._autocast(device):
-            for xb, _ in batches.iterate(False):
-                outputs.append(_full(self._run(self._to_device(xb, device))[0]).cpu())
+        # the mode switch without a context manager's generator, and one batch without the batch
+        # iterator: a small predict runs ~60 us of Python around its kernels, each step slowed by
+        # the caches the kernel evicted (docs/performance.md)
+        switched = _to_evaluation_mode(modules)
+        try:
+            with torch.no_grad(), self._autocast(device):
+                if isinstance(batches, T.ArrayBatches) and batches.n <= batches.batch_size:
+                    outputs.append(_full(self._run(self._to_device(batches.x, device))[0]).cpu())
+                else:
+                    for xb, _ in batches.iterate(False):
+                        outputs.append(_full(self._run(self._to_device(xb, device))[0]).cpu())
+        finally:
+            _back_to_training_mode(switched)
         if not outputs:
             raise ValueError("predict: `x` produced no batches.")
         return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)).numpy()
@@ -888,6 +885,31 @@ def _report_norm(grads: list[torch.Tensor]) -> float:
         return float(torch.nn.utils.get_total_norm(grads))
     except (RuntimeError, NotImplementedError):  # layouts the norm does not take
         return float(torch.linalg.vector_norm(torch.cat([_values(g).reshape(-1).double() for g in grads])))
+
+
+def _to_evaluation_mode(modules: list[nn.Module]) -> list[nn.Module]:
+    """Switch ``modules`` to evaluation mode; returns those that were training.
+
+    Sets each module's ``training`` flag directly: ``nn.Module.train`` walks the tree through
+    ``__setattr__`` and cost ~100-200 us of every small ``predict`` (docs/performance.md).
+    Modules that override ``train`` get their own method called.
+    """
+    switched = [m for m in modules if m.training]
+    for m in switched:
+        m.__dict__["training"] = False
+    for m in switched:
+        if type(m).train is not nn.Module.train:
+            m.train(False)
+    return switched
+
+
+def _back_to_training_mode(switched: list[nn.Module]) -> None:
+    """Undo :func:`_to_evaluation_mode`."""
+    for m in switched:
+        m.__dict__["training"] = True
+    for m in switched:
+        if type(m).train is not nn.Module.train:
+            m.train(True)
 
 
 def _modules_of(root: nn.Module) -> list[nn.Module]:
