@@ -8,12 +8,15 @@ For each size (batch, time, input, hidden) it times the forward pass and the tra
 - lstmkit's fused path for the peephole, cifg, layernorm and lstm1997 variants, and the GRU
   (its fused path and what ``auto`` picks),
 - torch.nn.GRU, for the GRU's engine choice,
-- Keras 3 (whatever backend it is configured with) where it is installed.
+- Keras 3 (whatever backend it is configured with) where it is installed, timed in the same
+  rounds as the other rows.
 
 Columns: forward and train-step (forward + backward) time, each as a ratio to torch.nn.LSTM;
-achieved GFLOP/s of the train step (2*B*T*(I+H)*4H per forward, 3x for forward + backward; only
-meaningful for the four-gate LSTM rows); and the activation memory kept for the backward pass,
-in bytes per time step (tensors saved by autograd, or by the fused kernel).
+achieved GFLOP/s of the train step (2*B*T*(I+H)*G*H per forward for G gate blocks: 4 for the
+LSTM, 3 for the GRU and the three-gate variants cifg and lstm1997; 3x for forward + backward),
+and that as a percentage of the fp32 peak, taken as the best of a few large square float32
+matrix products (torch.mm) timed at the start of the same run; and the activation memory kept for
+the backward pass, in bytes per time step (tensors saved by autograd, or by the fused kernel).
 
 Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]``.
 Timings are medians over the repeats after one warm-up call, taken in rounds over all rows of a
@@ -112,6 +115,24 @@ def keras_train_step(B, T, I, H):
     return lambda: model.train_on_batch(x, y)
 
 
+def gemm_peak_gflops(repeats: int = 5) -> float:
+    """The fp32 peak as this run sees it: the best GFLOP/s of square float32 matrix products."""
+    best = 0.0
+    for n in (1024, 2048, 3072):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        best = max(best, 2 * n**3 / median_time(lambda: a @ b, repeats) / 1e9)
+    return best
+
+
+def gate_blocks(module) -> int:
+    """G, the number of gate blocks of H rows each the cell's products compute."""
+    if isinstance(module, (nn.GRU, GRU)):
+        return 3
+    if isinstance(module, LSTM):
+        return len(module.cell.variant.gates)
+    return 4
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -138,9 +159,12 @@ def main(argv=None) -> int:
     print(f"# compiled sweep: {'on' if fused.JIT_ENABLED else 'off (LSTMKIT_JIT=0 or no numba)'}, "
           f"its matrix product through {jit.BLAS}")
     print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
+    peak = gemm_peak_gflops()
+    print(f"# fp32 peak, the best square float32 torch.mm of this run: {peak:.0f} GFLOP/s")
     print()
-    print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio | GFLOP/s | saved bytes/step |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio | GFLOP/s | % of peak "
+          "| saved bytes/step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for B, T, I, H in sizes:
         x = torch.randn(B, T, I)
         rows = []
@@ -152,27 +176,33 @@ def main(argv=None) -> int:
             fwd, train = step_fns(module, x, is_torch)
             fwd(), train()  # warm-up: allocations, oneDNN primitives, numba compilation
             rows.append((label, module, is_torch, fwd, train, [], []))
-        # Rounds over all rows, so that the anchor and every row see the same drift of the machine.
+        keras_step = keras_train_step(B, T, I, H)
+        if keras_step is not None:
+            keras_step()  # warm-up: tracing and XLA compilation
+        # Rounds over all rows (Keras's too), so that every row sees the same drift of the machine.
+        t_keras = []
         for _ in range(args.repeats):
             for *_, fwd, train, t_fwd, t_train in rows:
                 t_fwd.append(timed(fwd))
                 t_train.append(timed(train))
+            if keras_step is not None:
+                t_keras.append(timed(keras_step))
         anchor = None
         for label, module, is_torch, _, _, t_fwd, t_train in rows:
             t_fwd, t_train = statistics.median(t_fwd), statistics.median(t_train)
             if anchor is None:
                 anchor = (t_fwd, t_train)
-            flops = 3 * 2 * B * T * (I + H) * 4 * H
+            gflops = 3 * 2 * B * T * (I + H) * gate_blocks(module) * H / t_train / 1e9
             mem = saved_bytes(module, x, is_torch) // T
             print(f"| ({B}, {T}, {I}, {H}) | {label} | {t_fwd * 1e3:.2f} | {t_fwd / anchor[0]:.2f}x "
-                  f"| {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | {flops / t_train / 1e9:.0f} "
+                  f"| {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | {gflops:.0f} | {100 * gflops / peak:.0f}% "
                   f"| {mem:,} |", flush=True)
-        keras_step = keras_train_step(B, T, I, H)
         if keras_step is None:
-            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 | not installed | | | | | |")
+            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 | not installed | | | | | | |")
         else:
-            t_train = median_time(keras_step, args.repeats)
-            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | | |")
+            t_train = statistics.median(t_keras)
+            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x "
+                  "| | | |")
     return 0
 
 
