@@ -420,10 +420,10 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
     S["zh_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
     S["cc_xhat"] = torch.empty(B, T, H, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
     S["cc_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
-    S["zx_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
+    S["zx_stats"] = torch.empty(B, T, 2, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
     zx = zx.contiguous()
     if ln:
-        S["zx_xhat"] = zx  # normalised in place by the kernel
+        S["zx"] = zx  # the raw input products: the backward normalises them again
     S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
     S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
     W_hrT = _np(p["weight_hr"].t()) if proj else _dummy(2, npdt)
@@ -433,7 +433,7 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
                      S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
                      S["gates"].numpy(), S["c_all"].numpy(), S["tc"].numpy(), S["h_in"].numpy(), S["hr"].numpy(),
                      S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(), S["cc_rstd"].numpy(),
-                     S["zx_rstd"].numpy(), save)
+                     S["zx_stats"].numpy(), save)
     return y, (h, c), S
 
 
@@ -451,12 +451,12 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
     dpeep = torch.zeros(3, H, dtype=dt)
     dln_hh, dln_c_w, dln_c_b = torch.zeros(GH, dtype=dt), torch.zeros(H, dtype=dt), torch.zeros(H, dtype=dt)
     dln_ih, dbias = torch.zeros(GH, dtype=dt), torch.zeros(GH, dtype=dt)
-    zx_xhat = S["zx_xhat"].numpy() if v.layer_norm else _dummy(3, npdt)
+    zx = S["zx"].numpy() if v.layer_norm else _dummy(3, npdt)
     jit.lstm_backward(S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
                       opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
                       opt("ln_c_weight", 1), opt("ln_ih_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(),
                       S["c_all"].numpy(), S["tc"].numpy(), S["zh_xhat"].numpy(), S["zh_rstd"].numpy(),
-                      S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), zx_xhat, S["zx_rstd"].numpy(),
+                      S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), zx, S["zx_stats"].numpy(),
                       dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
                       dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy(), dln_ih.numpy(), dbias.numpy())
     R = {

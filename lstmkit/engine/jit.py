@@ -145,8 +145,8 @@ def _tanh_of_exp(e):
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _ln_rows(v, n):
-    """In place: normalise v[:n]; returns rstd."""
+def _ln_stats(v, n):
+    """``(mean, 1 / sqrt(var + eps))`` of v[:n] (two passes: no cancellation in the variance)."""
     mean = 0.0
     for j in range(n):
         mean += v[j]
@@ -156,7 +156,13 @@ def _ln_rows(v, n):
         d = v[j] - mean
         var += d * d
     var /= n
-    rstd = 1.0 / math.sqrt(var + 1e-5)
+    return mean, 1.0 / math.sqrt(var + 1e-5)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _ln_rows(v, n):
+    """In place: normalise v[:n]; returns rstd."""
+    mean, rstd = _ln_stats(v, n)
     for j in range(n):
         v[j] = (v[j] - mean) * rstd
     return rstd
@@ -355,11 +361,13 @@ def _scale_row(src, dst, rmask, b, scaled):
 # that would keep LLVM from vectorising the gate loops; no divisor here can be zero.
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, ln_ih_w, bias, mask, rmask,
-                 h, c, y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_rstd,
+                 h, c, y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_stats,
                  save):
     """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases; with
-    layer norm, the input products alone, which the kernel normalises in place (``zx`` then
-    holds their normalised values, ``zx_rstd`` the scales) before ``ln_ih_w`` and ``bias``;
+    layer norm, the input products alone, which the kernel normalises step by step before
+    ``ln_ih_w`` and ``bias`` (``zx_stats (B, T, 2)`` receives each row's mean and inverse
+    standard deviation; ``zx`` is left as it is, and the backward recomputes the normalised
+    values from it);
     ``W_hhT (P, GH)`` and ``W_hrT (H, P)`` are the transposed recurrent and projection weights;
     ``h (B, P)`` and ``c (B, H)`` are updated in place to the final state; ``y (B, T, P)``
     receives the outputs.
@@ -422,13 +430,17 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                     for j in range(GH):
                         zs[j] = z[j]
                 # The input term's normalisation, here where its row is in cache: as separate
-                # torch passes over (B*T, GH) it cost more than the whole recurrence.
+                # torch passes over (B*T, GH) it cost more than the whole recurrence. Its
+                # normalised values are not written back: on this machine's memory a write of
+                # the whole (B, T, GH) array costs more than recomputing them in the backward.
                 zr = zx[b, t]
-                r = _ln_rows(zr, GH)
+                mean, r = _ln_stats(zr, GH)
+                mean, r = zr.dtype.type(mean), zr.dtype.type(r)  # as the backward reads them back
                 if save:
-                    zx_rstd[b, t] = r
+                    zx_stats[b, t, 0] = mean
+                    zx_stats[b, t, 1] = r
                 for j in range(GH):
-                    z[j] = zr[j] * ln_ih_w[j] + bias[j] + z[j] * ln_hh_w[j]
+                    z[j] = (zr[j] - mean) * r * ln_ih_w[j] + bias[j] + z[j] * ln_hh_w[j]
             else:
                 for j in range(GH):
                     z[j] += zx[b, t, j]
@@ -577,7 +589,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_ih_w, mask, rmask,
-                  gates, c_all, tc_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_xhat, zx_rstd,
+                  gates, c_all, tc_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx, zx_stats,
                   dZ, dZh, dH_new, dpeep, dln_hh, dln_c_w, dln_c_b, dln_ih, dbias):
     """Backward sweep: fills ``dZ (B, T, GH)`` (and ``dZh`` with layer norm, ``dH_new`` with a
     projection), accumulates peephole and layer-norm gradients, and leaves the gradients wrt the
@@ -601,6 +613,7 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
     dcc = np.empty(H, dt)
     dcn = np.empty(H, dt)
     tmp = np.empty(max(H, GH), dt)
+    tmp2 = np.empty(GH, dt)
     dzo = np.zeros(H, dt)  # stays 0 without an output gate
     dh_in = np.empty((B, P), dt)
     dp_i, dp_f, dp_o = dpeep[0], dpeep[1], dpeep[2]
@@ -707,14 +720,17 @@ def lstm_backward(cfg, dy, dh, dc, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w
                 for j in range(GH):
                     sb[j] = dzh[j]
                 # the input term: its scale, the bias, and back through its normalisation
-                zxx = zx_xhat[b, t]
+                zr, mean, r = zx[b, t], zx_stats[b, t, 0], zx_stats[b, t, 1]
+                zxx = tmp2
+                for j in range(GH):
+                    zxx[j] = (zr[j] - mean) * r
                 for j in range(GH):
                     dln_ih[j] += dz[j] * zxx[j]
                 for j in range(GH):
                     dbias[j] += dz[j]
                 for j in range(GH):
                     tmp[j] = dz[j] * ln_ih_w[j]
-                _ln_back(tmp, zxx, zx_rstd[b, t], dz, GH)
+                _ln_back(tmp, zxx, r, dz, GH)
             else:
                 for j in range(GH):
                     sb[j] = dz[j]

@@ -156,7 +156,7 @@ def _sequence(layer, x, weights, h, c):
     h, c = h.copy(), c.copy()
     y = np.empty((B, T, h.shape[1]), dtype)
     jit.lstm_forward(cfg, zx.reshape(B, T, -1), W_hhT, d2, d1, d1, d1, d1, d1, d1, d1, d1, dmask, d2,
-                     h, c, y, d4, d3, d3, d3, d3, d3, d2, d3, d2, d2, False)
+                     h, c, y, d4, d3, d3, d3, d3, d3, d2, d3, d2, d3, False)
     return y, h, c
 
 
