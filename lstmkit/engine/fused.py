@@ -13,6 +13,7 @@ Masks: ``mask (B, T)`` bool (False = the step is skipped: state unchanged, outpu
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -384,11 +385,24 @@ def _np(t):
     return t.detach().contiguous().numpy()
 
 
+_DUMMIES: dict = {}
+
+
 def _dummy(ndim, dtype):
-    return np.zeros((1,) * ndim, dtype=dtype)
+    """A placeholder array of shape (1,) * ndim for an argument the kernel's flags leave unused
+    (it never reads or writes it). One per (ndim, dtype), shared: allocating a dozen per call
+    cost ~20-30 us of a small model's step."""
+    key = (ndim, dtype)
+    d = _DUMMIES.get(key)
+    if d is None:
+        d = _DUMMIES[key] = np.zeros((1,) * ndim, dtype=dtype)
+    return d
 
 
+@functools.lru_cache(maxsize=256)
 def _lstm_cfg(v, proj, has_mask, has_rmask):
+    """The kernels' configuration array (cached: the variant is a frozen dataclass; the array is
+    only read)."""
     gates = v.gates
     pos = [gates.index(g) if g in gates else -1 for g in "ifgo"]
     forget = {"learned": 0, "none": 1, "coupled": 2}[v.forget_gate]
@@ -397,43 +411,47 @@ def _lstm_cfg(v, proj, has_mask, has_rmask):
                      int(v.layer_norm), int(bool(proj)), int(has_mask), int(has_rmask), *peep], dtype=np.int64)
 
 
+def _saved(S, key, ndim, npdt):
+    """A saved tensor's array for the kernels, or the placeholder where it was not kept."""
+    t = S.get(key)
+    return _dummy(ndim, npdt) if t is None else t.numpy()
+
+
 def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
     B, T, GH = zx.shape
     H, P = c0.shape[1], h0.shape[1]
     dt = zx.dtype
     npdt = np.float32 if dt == torch.float32 else np.float64
     opt = lambda name, ndim: _np(p[name]) if name in p else _dummy(ndim, npdt)  # noqa: E731
-    full = lambda *shape: torch.empty(shape, dtype=dt) if save else torch.empty((1,) * len(shape), dtype=dt)  # noqa: E731
     h, c = h0.detach().clone().contiguous(), c0.detach().clone().contiguous()
     y = torch.empty(B, T, P, dtype=dt)
     S = {"jit": True, "cfg": _lstm_cfg(v, proj, mask is not None, rmask is not None)}
-    S["gates"], S["tc"] = full(B, T, 4, H), full(B, T, H)
-    S["c_all"] = full(B, T + 1, H)
-    if save:
-        S["c_all"][:, 0] = c0.detach()
-    # h_in and hr feed the weight-gradient products after the loop at every step, masked ones
-    # included (with zero gradient): they must hold numbers there, not uninitialised memory.
-    S["h_in"] = torch.zeros(B, T, P, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)
-    S["hr"] = torch.zeros(B, T, H, dtype=dt) if proj and save else torch.empty(1, 1, 1, dtype=dt)
-    ln = v.layer_norm and save
-    S["zh_xhat"] = torch.empty(B, T, GH, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
-    S["zh_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
-    S["cc_xhat"] = torch.empty(B, T, H, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
-    S["cc_rstd"] = torch.empty(B, T, dtype=dt) if ln else torch.empty(1, 1, dtype=dt)
-    S["zx_stats"] = torch.empty(B, T, 2, dtype=dt) if ln else torch.empty(1, 1, 1, dtype=dt)
-    zx = zx.contiguous()
-    if ln:
-        S["zx"] = zx  # the raw input products: the backward normalises them again
     S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
     S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
+    zx = zx.contiguous()
+    if save:
+        S["gates"], S["tc"] = torch.empty(B, T, 4, H, dtype=dt), torch.empty(B, T, H, dtype=dt)
+        S["c_all"] = torch.empty(B, T + 1, H, dtype=dt)
+        S["c_all"][:, 0] = c0.detach()
+        # h_in and hr feed the weight-gradient products after the loop at every step, masked
+        # ones included (with zero gradient): they must hold numbers there, not uninitialised memory.
+        S["h_in"] = torch.zeros(B, T, P, dtype=dt)
+        if proj:
+            S["hr"] = torch.zeros(B, T, H, dtype=dt)
+        if v.layer_norm:
+            S["zh_xhat"], S["zh_rstd"] = torch.empty(B, T, GH, dtype=dt), torch.empty(B, T, dtype=dt)
+            S["cc_xhat"], S["cc_rstd"] = torch.empty(B, T, H, dtype=dt), torch.empty(B, T, dtype=dt)
+            S["zx_stats"] = torch.empty(B, T, 2, dtype=dt)
+            S["zx"] = zx  # the raw input products: the backward normalises them again
     W_hrT = _np(p["weight_hr"].t()) if proj else _dummy(2, npdt)
     jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"].t()), W_hrT, opt("weight_ci", 1),
                      opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
                      opt("ln_c_bias", 1), opt("ln_ih_weight", 1), _np(bias) if v.layer_norm else _dummy(1, npdt),
                      S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
-                     S["gates"].numpy(), S["c_all"].numpy(), S["tc"].numpy(), S["h_in"].numpy(), S["hr"].numpy(),
-                     S["zh_xhat"].numpy(), S["zh_rstd"].numpy(), S["cc_xhat"].numpy(), S["cc_rstd"].numpy(),
-                     S["zx_stats"].numpy(), save)
+                     _saved(S, "gates", 4, npdt), _saved(S, "c_all", 3, npdt), _saved(S, "tc", 3, npdt),
+                     _saved(S, "h_in", 3, npdt), _saved(S, "hr", 3, npdt), _saved(S, "zh_xhat", 3, npdt),
+                     _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
+                     _saved(S, "zx_stats", 3, npdt), save)
     return y, (h, c), S
 
 
@@ -446,25 +464,31 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
     dh = torch.zeros(B, P, dtype=dt) if dh is None else dh.detach().clone().contiguous()
     dc = torch.zeros(B, H, dtype=dt) if dc is None else dc.detach().clone().contiguous()
     dZ = torch.empty(B, T, GH, dtype=dt)
-    dZh = torch.empty(B, T, GH, dtype=dt) if v.layer_norm else torch.empty(1, 1, 1, dtype=dt)
-    dH_new = torch.empty(B, T, P, dtype=dt) if proj else torch.empty(1, 1, 1, dtype=dt)
+    dZh = torch.empty(B, T, GH, dtype=dt) if v.layer_norm else None
+    dH_new = torch.empty(B, T, P, dtype=dt) if proj else None
     dpeep = torch.zeros(3, H, dtype=dt)
-    dln_hh, dln_c_w, dln_c_b = torch.zeros(GH, dtype=dt), torch.zeros(H, dtype=dt), torch.zeros(H, dtype=dt)
-    dln_ih, dbias = torch.zeros(GH, dtype=dt), torch.zeros(GH, dtype=dt)
-    zx = S["zx"].numpy() if v.layer_norm else _dummy(3, npdt)
+    if v.layer_norm:
+        dln = {"ln_hh_weight": torch.zeros(GH, dtype=dt), "ln_c_weight": torch.zeros(H, dtype=dt),
+               "ln_c_bias": torch.zeros(H, dtype=dt), "ln_ih_weight": torch.zeros(GH, dtype=dt)}
+        dbias = torch.zeros(GH, dtype=dt)
+        ln_out = [t.numpy() for t in (*dln.values(), dbias)]
+    else:
+        dln, dbias = None, None
+        ln_out = [_dummy(1, npdt)] * 5
+    dln_hh, dln_c_w, dln_c_b, dln_ih, dbias_np = ln_out
     jit.lstm_backward(S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
                       opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
                       opt("ln_c_weight", 1), opt("ln_ih_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(),
-                      S["c_all"].numpy(), S["tc"].numpy(), S["zh_xhat"].numpy(), S["zh_rstd"].numpy(),
-                      S["cc_xhat"].numpy(), S["cc_rstd"].numpy(), zx, S["zx_stats"].numpy(),
-                      dZ.numpy(), dZh.numpy(), dH_new.numpy(), dpeep.numpy(),
-                      dln_hh.numpy(), dln_c_w.numpy(), dln_c_b.numpy(), dln_ih.numpy(), dbias.numpy())
+                      S["c_all"].numpy(), S["tc"].numpy(), _saved(S, "zh_xhat", 3, npdt),
+                      _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
+                      _saved(S, "zx", 3, npdt), _saved(S, "zx_stats", 3, npdt),
+                      dZ.numpy(), _dummy(3, npdt) if dZh is None else dZh.numpy(),
+                      _dummy(3, npdt) if dH_new is None else dH_new.numpy(), dpeep.numpy(),
+                      dln_hh, dln_c_w, dln_c_b, dln_ih, dbias_np)
     R = {
-        "dZ": dZ, "dZh": dZh if v.layer_norm else None, "h_in": S["h_in"],
-        "dH_new": dH_new if proj else None, "hr": S["hr"] if proj else None, "a_prev": None,
+        "dZ": dZ, "dZh": dZh, "h_in": S["h_in"], "dH_new": dH_new, "hr": S.get("hr"), "a_prev": None,
         "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
-        "dln": {"ln_hh_weight": dln_hh, "ln_c_weight": dln_c_w, "ln_c_bias": dln_c_b, "ln_ih_weight": dln_ih},
-        "dh": dh, "dc": dc,
+        "dln": dln, "dh": dh, "dc": dc,
     }
     if v.layer_norm:  # dZ then holds the gradient wrt the raw input products
         R["dbias"] = dbias
@@ -476,10 +500,10 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
     H = H3 // 3
     dt = zx.dtype
     npdt = np.float32 if dt == torch.float32 else np.float64
-    full = lambda: torch.empty(B, T, H, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)  # noqa: E731
+    full = lambda: torch.empty(B, T, H, dtype=dt) if save else None  # noqa: E731
     h = h0.detach().clone().contiguous()
     y = torch.empty(B, T, H, dtype=dt)
-    zeros = lambda: torch.zeros(B, T, H, dtype=dt) if save else torch.empty(1, 1, 1, dtype=dt)  # noqa: E731
+    zeros = lambda: torch.zeros(B, T, H, dtype=dt) if save else None  # noqa: E731
     # h_in and hn feed the weight-gradient products at masked steps too: numbers, not garbage
     S = {"jit": True, "r": torch.empty(B, T, H, dtype=dt), "z": torch.empty(B, T, H, dtype=dt),
          "n": full(), "h_prev": full(), "h_in": zeros(), "hn": zeros(),
@@ -488,8 +512,8 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
     H2 = 2 * h0.shape[1]
     jit.gru_forward(reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh[:H2].t()),
                     _np(W_hh[H2:].t()), _np(b_hh),
-                    S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(), S["n"].numpy(),
-                    S["h_prev"].numpy(), S["h_in"].numpy(), S["hn"].numpy(), save)
+                    S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(),
+                    *(_saved(S, key, 3, npdt) for key in ("n", "h_prev", "h_in", "hn")), save)
     return y, h, S
 
 
