@@ -27,6 +27,15 @@ ENGINES = ("auto", "native", "fused", "reference")
 
 _FUSED = {LSTMCell: run_fused_lstm, GRUCell: run_fused_gru, RNNCell: run_fused_rnn}
 
+
+def _fused_kernel(cell):
+    """The fused runner for ``cell``'s class or a subclass of it (a parametrized cell, such as
+    ``torch.nn.utils.parametrize`` makes, is a subclass), else None."""
+    kernel = _FUSED.get(type(cell))
+    if kernel is None:
+        kernel = next((run for cls, run in _FUSED.items() if isinstance(cell, cls)), None)
+    return kernel
+
 # Up to this batch size, and from this many steps, ``auto`` runs even the vanilla LSTM on the
 # compiled sweep (measured, 2 threads: batch 1 and 2 faster than oneDNN, batch 4 slower; at 10
 # steps the fused path's set-up costs more than oneDNN's; docs/performance.md).
@@ -49,7 +58,7 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
                 "Use engine='auto' (picks the fastest correct path) or engine='fused'."
             )
         return "native"
-    if engine == "fused" and type(cell) not in _FUSED:
+    if engine == "fused" and _fused_kernel(cell) is None:
         raise ValueError(f"{owner}: engine='fused' has no kernel for {type(cell).__name__}; use 'reference'.")
     if engine != "auto":
         return engine
@@ -60,7 +69,7 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
         return "native" if native and not getattr(cell, "proj_size", 0) else "reference"
     if native_unsupported_reason(cell, mask, recurrent_mask) is None and _native_is_faster(cell, x):
         return "native"
-    return "fused" if type(cell) in _FUSED else "reference"
+    return "fused" if _fused_kernel(cell) is not None else "reference"
 
 
 def _native_is_faster(cell, x: torch.Tensor) -> bool:
@@ -104,7 +113,7 @@ def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     if state is None:
         state = cell.initial_state(x.shape[0], x.dtype, x.device)
     if path == "fused":
-        return _FUSED[type(cell)](cell, x, state, mask, recurrent_mask)
+        return _fused_kernel(cell)(cell, x, state, mask, recurrent_mask)
     return run_reference(cell, x, state, mask, recurrent_mask)
 
 

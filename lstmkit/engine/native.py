@@ -97,7 +97,7 @@ _CELL_OPS = {LSTMCell: torch.lstm_cell, GRUCell: torch.gru_cell}
 
 def _run_cell_op(cell, x, state):
     """One step through ATen's fused cell op: a single dispatch for the whole step."""
-    op = _CELL_OPS.get(type(cell))
+    op = next((f for cls, f in _CELL_OPS.items() if isinstance(cell, cls)), None)  # subclasses too
     if op is None:
         op = torch.rnn_tanh_cell if cell.nonlinearity == "tanh" else torch.rnn_relu_cell
     params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)

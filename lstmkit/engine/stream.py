@@ -6,8 +6,9 @@ symbol) costs per call what torch charges to set up its ops: ATen's fused cell o
 ``LSTM(64)`` on this machine, where the arithmetic is ~16k multiply-adds (docs/performance.md).
 :func:`lstm_step` does the whole step in one compiled loop over the gate rows. A short sequence
 at batch 1-4 is the same story: ``torch.lstm`` costs ~230-270 us for 10 steps of ``LSTM(64)``,
-most of it set-up, where the compiled sweep (:func:`lstmkit.engine.jit.lstm_forward`), called
-with the weights' arrays cached on the layer, takes 70-120 us.
+most of it set-up, where :func:`lstm_sequence` (the input term for all steps as one product,
+then each sequence through its steps, one matrix-vector product per step), called straight
+from the layer, takes 50-130 us.
 
 :func:`stream_step` is the layer's shortcut: it answers a call of a vanilla ``LSTM`` without a
 graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64, with no mask
@@ -16,6 +17,7 @@ size or a sequence at small batches, and returns None for anything else, which t
 ordinary engine path. Tests compare it with the reference loop in float64 and with
 ``torch.nn.LSTMCell`` and ``torch.nn.LSTM``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +26,7 @@ import numpy as np
 import torch
 
 from lstmkit.cells.lstm import LSTMCell
-from lstmkit.engine import jit
-from lstmkit.engine.fused import _lstm_cfg
+from lstmkit.engine import fused, jit
 
 
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -71,13 +72,61 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
             h_out[b, j] = (one / (one + e[3 * H + j])) * (one - two / (ec[j] + one))
 
 
+@jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def lstm_sequence(zx, h, c, W_hh, y, h_out, c_out):  # pragma: no cover - compiled
+    """The vanilla LSTM over ``zx (B, T, 4H)``, each step's input term with both biases (torch's
+    gate order): ``y (B, T, H)`` receives every step's h, ``h_out, c_out`` the final state. Each
+    sequence runs through all its steps on its own, its recurrent term one matrix-vector product
+    with ``W_hh (4H, H)`` as it is (no transposed copy that could go stale or cost a copy)."""
+    B, T, G = zx.shape
+    H = c.shape[1]
+    one = W_hh.dtype.type(1.0)
+    two = W_hh.dtype.type(2.0)
+    zh = np.empty(G, W_hh.dtype)
+    z = np.empty(G, W_hh.dtype)
+    e = np.empty(G, W_hh.dtype)
+    ec = np.empty(H, W_hh.dtype)
+    hb = np.empty(H, W_hh.dtype)
+    cb = np.empty(H, W_hh.dtype)
+    for b in range(B):
+        for j in range(H):
+            hb[j] = h[b, j]
+            cb[j] = c[b, j]
+        for t in range(T):
+            np.dot(W_hh, hb, zh)
+            zt = zx[b, t]
+            for r in range(2 * H):  # exp arguments: -z for the sigmoids (i, f, o), 2z for tanh (g)
+                z[r] = -(zt[r] + zh[r])
+            for r in range(2 * H, 3 * H):
+                z[r] = two * (zt[r] + zh[r])
+            for r in range(3 * H, 4 * H):
+                z[r] = -(zt[r] + zh[r])
+            jit._exp(z, e)
+            for j in range(H):
+                i = one / (one + e[j])
+                f = one / (one + e[H + j])
+                g = one - two / (e[2 * H + j] + one)
+                cj = f * cb[j] + i * g
+                cb[j] = cj
+                z[j] = two * cj
+            jit._exp(z[:H], ec)
+            yt = y[b, t]
+            for j in range(H):
+                hj = (one / (one + e[3 * H + j])) * (one - two / (ec[j] + one))
+                hb[j] = hj
+                yt[j] = hj
+        for j in range(H):
+            h_out[b, j] = hb[j]
+            c_out[b, j] = cb[j]
+
+
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _eligible(cell, engine: str) -> bool:
     """Whether this cell and engine choice can take the compiled step."""
     v = getattr(cell, "variant", None)
-    return (jit.AVAILABLE and type(cell) is LSTMCell and engine in ("auto", "fused")
+    return (fused.JIT_ENABLED and type(cell) is LSTMCell and engine in ("auto", "fused")
             and v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm or v.gate_recurrence)
             and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size
             and cell.weight_ih.device.type == "cpu" and cell.weight_ih.dtype in (torch.float32, torch.float64))
@@ -94,7 +143,9 @@ def _prepared(layer):
     d = layer.__dict__
     cell = d["_modules"]["cell"]
     params = cell.__dict__["_parameters"]
-    w_ih, w_hh, b_ih, b_hh = params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"]
+    w_ih, w_hh, b_ih, b_hh = (params.get(name) for name in _PARAMS)
+    if w_ih is None or w_hh is None or b_ih is None or b_hh is None:
+        return None  # a parametrized weight (weight_norm, spectral_norm): computed per call, not stored
     cached = d.get("_stream")
     if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and cached[2] is w_ih
             and cached[3] is w_hh and cached[4] is b_ih and cached[5] is b_hh
@@ -107,64 +158,35 @@ def _prepared(layer):
 
 
 # Up to this batch size, and this many gate rows in all (B * 4H), a whole sequence of a vanilla
-# LSTM runs through the compiled sweep (jit.lstm_forward) without a graph, from the layer's call
-# straight to the kernel. Measured against oneDNN's torch.lstm on 2 threads (docs/performance.md):
-# 0.26-0.44x its time at batch 1-4, LSTM(64), 10 steps; at batch 8 0.77x at 20 steps but 1.2x at
-# 100; at batch 4 0.86x for H = 256 but 1.6x for H = 512, where each row's matrix-vector product
-# runs on one thread against oneDNN's two-thread matrix product.
+# LSTM runs through :func:`lstm_sequence` without a graph, from the layer's call straight to the
+# kernel. Measured against oneDNN's torch.lstm on 2 threads (docs/performance.md): 0.26-0.44x its
+# time at batch 1-4, LSTM(64), 10 steps; at batch 8 0.77x at 20 steps but 1.2x at 100; at batch
+# 4 0.86x for H = 256 but 1.6x for H = 512, where each row's matrix-vector product runs on one
+# thread against oneDNN's two-thread matrix product.
 SEQUENCE_MAX_BATCH = 4
 SEQUENCE_MAX_GATE_ROWS = 4096
 
 
-def _sequence_weights(layer, weights):
-    """``(W_hh^T, b_ih + b_hh, cfg)`` as NumPy arrays for :func:`jit.lstm_forward`: copies, cached on
-    the layer and rebuilt when a parameter's storage or version changes (in-place updates bump
-    it), so that they never go stale."""
-    cell = layer.__dict__["_modules"]["cell"]
-    params = cell.__dict__["_parameters"]
-    w_hh, b_ih, b_hh = params["weight_hh"], params["bias_ih"], params["bias_hh"]
-    key = (w_hh._version, b_ih._version, b_hh._version, w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr())
-    cached = layer.__dict__.get("_stream_seq")
-    if cached is not None and cached[0] == key and cached[1][0].dtype == weights[0].dtype:
-        return cached[1]
-    arrays = (np.ascontiguousarray(weights[1].T), weights[2] + weights[3], _lstm_cfg(cell.variant, 0, False, False))
-    layer.__dict__["_stream_seq"] = (key, arrays)
-    return arrays
-
-
-_DUMMIES = {}
-
-
-def _dummies(dtype):
-    """The placeholder arrays jit.lstm_forward takes for what a plain inference sweep does not use
-    (shapes by rank, as _lstm_forward_jit passes them, so that the compiled signature is shared)."""
-    if dtype not in _DUMMIES:
-        one = lambda n: np.zeros((1,) * n, dtype)  # noqa: E731
-        _DUMMIES[dtype] = (one(1), one(2), one(3), one(4), np.zeros((1, 1), np.bool_))
-    return _DUMMIES[dtype]
-
-
-def _sequence(layer, x, weights, h, c):
-    """``(y (B, T, H), h, c)`` of a vanilla LSTM over ``x (B, T, I)`` from ``h, c`` (copied: the
-    kernel updates its state arguments in place)."""
+def _sequence(x, weights, h, c):
+    """``(y (B, T, H), h, c)`` of a vanilla LSTM over ``x (B, T, I)`` from ``h, c``; ``weights``
+    are NumPy views of the parameters, read where they are."""
     B, T, I = x.shape
-    dtype = weights[0].dtype
-    W_hhT, bias, cfg = _sequence_weights(layer, weights)
-    d1, d2, d3, d4, dmask = _dummies(dtype)
-    zx = np.dot(x.reshape(B * T, I), weights[0].T)
-    zx += bias
-    h, c = h.copy(), c.copy()
-    y = np.empty((B, T, h.shape[1]), dtype)
-    jit.lstm_forward(cfg, zx.reshape(B, T, -1), W_hhT, d2, d1, d1, d1, d1, d1, d1, d1, d1, dmask, d2,
-                     h, c, y, d4, d3, d3, d3, d3, d3, d2, d3, d2, d3, False)
-    return y, h, c
+    W_ih, W_hh, b_ih, b_hh = weights
+    zx = np.dot(x.reshape(B * T, I), W_ih.T)  # every step's input term at once
+    zx += b_ih
+    zx += b_hh
+    H = W_hh.shape[1]
+    y = np.empty((B, T, H), W_hh.dtype)
+    h_out, c_out = np.empty((B, H), W_hh.dtype), np.empty((B, H), W_hh.dtype)
+    lstm_sequence(zx.reshape(B, T, 4 * H), h, c, W_hh, y, h_out, c_out)
+    return y, h_out, c_out
 
 
 def stream_step(layer, x: torch.Tensor):
-    """The layer's output for ``x (B, T, I)`` through :func:`lstm_step` (one step) or the compiled
-    sweep (a sequence, at most ``SEQUENCE_MAX_BATCH`` rows and ``SEQUENCE_MAX_GATE_ROWS`` gate
-    rows), or None when the call or the layer is not one it covers (the caller then runs the
-    engine as usual)."""
+    """The layer's output for ``x (B, T, I)`` through :func:`lstm_step` (one step) or
+    :func:`lstm_sequence` (a sequence, at most ``SEQUENCE_MAX_BATCH`` rows and
+    ``SEQUENCE_MAX_GATE_ROWS`` gate rows), or None when the call or the layer is not one it covers
+    (the caller then runs the engine as usual)."""
     d = layer.__dict__
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
@@ -181,8 +203,8 @@ def stream_step(layer, x: torch.Tensor):
     states = d["_states"] if d["stateful"] else None
     if states is None:
         h = c = np.zeros((B, H), dtype=weights[0].dtype)
-    elif states[0].shape[0] != B:
-        return None  # the engine path explains the batch-size mismatch
+    elif states[0].shape[0] != B or states[0].dtype != ready[0]:
+        return None  # the engine path explains the batch-size or dtype mismatch
     else:
         mine = d.get("_stream_state")  # the arrays behind the state this shortcut stored last
         if mine is not None and mine[0] is states:
@@ -197,12 +219,14 @@ def stream_step(layer, x: torch.Tensor):
         lstm_step(xs.reshape(B, -1), h, c, *weights, h_np, c_np)
         y_np = h_np.reshape(B, 1, H)
     else:
-        y_np, h_np, c_np = _sequence(layer, np.ascontiguousarray(xs), weights, h, c)
+        y_np, h_np, c_np = _sequence(np.ascontiguousarray(xs), weights, h, c)
     # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
     h_new, c_new = torch.from_numpy(h_np), torch.from_numpy(c_np)
     d["_last_engine"] = "fused"
     if d["stateful"]:
-        d["_states"] = state = (h_new, c_new)
-        d["_stream_state"] = (state, h_np, c_np)
+        # the carried state in arrays of its own: an output edited in place must not change it
+        h_keep, c_keep = h_np.copy(), c_np.copy()
+        d["_states"] = state = (torch.from_numpy(h_keep), torch.from_numpy(c_keep))
+        d["_stream_state"] = (state, h_keep, c_keep)
     y = torch.from_numpy(y_np) if d["return_sequences"] else h_new
     return (y, h_new, c_new) if d["return_state"] else y

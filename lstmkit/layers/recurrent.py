@@ -120,6 +120,15 @@ class Recurrent(Layer):
         """Forget the carried state: the next call starts from zeros (or ``initial_state``)."""
         self._states = None
 
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .double(), .cuda() reach the carried state too, as they would a buffer: a
+        # stateful layer moved to float64 or another device goes on from where it was
+        out = super()._apply(fn, *args, **kwargs)
+        states = self.__dict__.get("_states")
+        if states is not None:
+            self.__dict__["_states"] = tuple(fn(s) for s in states)
+        return out
+
     @property
     def states(self) -> tuple[torch.Tensor, ...] | None:
         """The state a stateful layer carries into its next call (None: zeros)."""
@@ -182,7 +191,8 @@ class Recurrent(Layer):
         # which matters when streaming one step at a time.
         self.__dict__["_last_engine"] = path
         if self.stateful:
-            self.__dict__["_states"] = tuple(s.detach() for s in final)
+            # copies: an output (or a returned state) edited in place must not change the carried state
+            self.__dict__["_states"] = tuple(s.detach().clone() for s in final)
         out = y if self.return_sequences else final[0]
         if self.return_state:
             return (out, *final[: len(self.state_names)])

@@ -8,7 +8,7 @@ must step aside (to the ordinary engine) for anything it does not cover.
 import pytest
 import torch
 
-from lstmkit.engine import jit
+from lstmkit.engine import fused, jit
 from lstmkit.layers import LSTM
 from tests.helpers import max_diff, randomize
 
@@ -112,35 +112,86 @@ def test_sequences_match_the_reference_loop_in_float64(return_sequences, return_
         assert max_diff(fast.states[1], slow.states[1]) < 1e-12
 
 
-def test_sequences_match_torch_lstm_and_see_in_place_updates():
+def test_sequences_match_torch_lstm_and_see_every_kind_of_weight_update():
     layer = randomize(LSTM(16, input_size=2, return_sequences=True), seed=5).eval()
     ref = torch.nn.LSTM(2, 16, batch_first=True)
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         getattr(ref, f"{name}_l0").data.copy_(getattr(layer.cell, name))
     gen = torch.Generator().manual_seed(6)
+    # updates that bump the version counter and updates that do not (.data, NumPy, a fused optimizer)
+    updates = [
+        lambda p: p.mul_(0.5),
+        lambda p: p.data.mul_(0.5),
+        lambda p: p.detach().numpy().__imul__(0.5),
+    ]
     with torch.no_grad():
-        for step in range(4):
-            if step == 2:  # the cached W_hh^T and bias sum are copies: they must be rebuilt
-                for name in ("weight_hh", "bias_hh"):
-                    getattr(layer.cell, name).mul_(0.5)
+        for update in [None, *updates]:
+            if update is not None:
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    update(getattr(layer.cell, name))
                     getattr(ref, f"{name}_l0").mul_(0.5)
             x = torch.randn(4, 12, 2, generator=gen)
             y = layer(x)
             assert layer.engine_in_use == "fused"
             assert max_diff(y, ref(x)[0]) < 1e-5
-        layer.load_state_dict({k: torch.zeros_like(v) for k, v in layer.state_dict().items()})
-        assert max_diff(layer(x), torch.zeros(4, 12, 16)) < 1e-6  # (exp approximated in the kernel)
-
-
-def test_sequences_share_the_compiled_signature_of_the_fused_path():
-    layer = LSTM(8, input_size=3, engine="fused").eval()
-    x = torch.randn(16, 5, 3)  # batch 16: the fused path's own inference call
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=True)
+    for p in layer.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    expected = LSTM(16, input_size=2, return_sequences=True, engine="reference").eval()
+    expected.load_state_dict(layer.state_dict())
     with torch.no_grad():
-        layer(x)
-        assert layer.engine_in_use == "fused"
-        compiled = len(jit.lstm_forward.signatures)
-        layer(x[:2])  # the shortcut: no new compilation
-        assert len(jit.lstm_forward.signatures) == compiled
+        assert max_diff(layer(x), expected(x)) < 1e-5
+
+
+def test_sequences_under_inference_mode_and_the_carried_state_kept_apart():
+    with torch.inference_mode():  # parameters created here are inference tensors
+        layer = LSTM(8, input_size=3, stateful=True).eval()
+        ref = LSTM(8, input_size=3, stateful=True, engine="reference").eval()
+        ref.load_state_dict(layer.state_dict())
+        for _ in range(2):
+            x = torch.randn(2, 5, 3)
+            assert max_diff(layer(x), ref(x)) < 1e-5
+            assert layer.engine_in_use == "fused"
+    fast, slow = _pair(return_state=True)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for layer in (fast, slow):
+            _, h, c = layer(x)
+            h.add_(100.0)  # an output edited in place must leave the carried state alone
+            c.add_(100.0)
+        assert max_diff(fast.states[0], slow.states[0]) < 1e-12 and float(fast.states[0].abs().max()) < 1
+        assert max_diff(fast(x)[0], slow(x)[0]) < 1e-12
+
+
+def test_sequences_step_aside_for_parametrized_weights_a_dtype_change_and_lstmkit_jit_off(monkeypatch):
+    from torch.nn.utils import parametrize
+
+    class Half(torch.nn.Module):
+        def forward(self, w):
+            return w * 0.5
+
+    layer = LSTM(8, input_size=3)
+    layer(torch.randn(2, 5, 3))
+    parametrize.register_parametrization(layer.cell, "weight_hh", Half())
+    with torch.no_grad():
+        layer(torch.randn(2, 5, 3))
+        assert layer.engine_in_use == "native"
+        layer(torch.randn(2, 1, 3))
+        assert layer.engine_in_use == "native"
+    fast, slow = _pair(torch.float32)
+    with torch.no_grad():
+        x = torch.randn(2, 5, 3)
+        fast(x), slow(x)  # each carries a float32 state, which .to() converts with the weights
+        fast.to(torch.float64), slow.to(torch.float64)
+        assert fast.states[0].dtype == torch.float64
+        x = x.double()
+        assert max_diff(fast(x), slow(x)) < 1e-6 and fast.engine_in_use == "fused"
+    monkeypatch.setattr(fused, "JIT_ENABLED", False)  # as LSTMKIT_JIT=0 sets it at import
+    off = LSTM(8, input_size=3)
+    with torch.no_grad():
+        off(torch.randn(2, 5, 3))
+    assert off.engine_in_use == "native"
 
 
 def test_sequences_step_aside_where_they_do_not_win_or_apply():
