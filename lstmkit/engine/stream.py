@@ -157,13 +157,14 @@ def _prepared(layer):
     return ready
 
 
-# Up to this batch size, and this many gate rows in all (B * 4H), a whole sequence of a vanilla
-# LSTM runs through :func:`lstm_sequence` without a graph, from the layer's call straight to the
-# kernel. Measured against oneDNN's torch.lstm on 2 threads (docs/performance.md): 0.26-0.44x its
-# time at batch 1-4, LSTM(64), 10 steps; at batch 8 0.77x at 20 steps but 1.2x at 100; at batch
-# 4 0.86x for H = 256 but 1.6x for H = 512, where each row's matrix-vector product runs on one
-# thread against oneDNN's two-thread matrix product.
+# Up to this batch size, this many units and this many gate rows in all (B * 4H), a whole
+# sequence of a vanilla LSTM runs through :func:`lstm_sequence` without a graph, from the layer's
+# call straight to the kernel. Measured against oneDNN's torch.lstm on 2 threads
+# (docs/performance.md): 0.24-0.46x its time at batch 1-4, LSTM(64), 10 steps; at batch 8 0.65x
+# at 20 steps but 1.1x at 100; 0.51x at (1, 256), 0.9x at (4, 256), 0.63x at (1, 512), but 1.47x
+# at (1, 1024), where each step's matrix-vector product streams a 16 MB W_hh on one thread.
 SEQUENCE_MAX_BATCH = 4
+SEQUENCE_MAX_UNITS = 512
 SEQUENCE_MAX_GATE_ROWS = 4096
 
 
@@ -184,14 +185,15 @@ def _sequence(x, weights, h, c):
 
 def stream_step(layer, x: torch.Tensor):
     """The layer's output for ``x (B, T, I)`` through :func:`lstm_step` (one step) or
-    :func:`lstm_sequence` (a sequence, at most ``SEQUENCE_MAX_BATCH`` rows and
-    ``SEQUENCE_MAX_GATE_ROWS`` gate rows), or None when the call or the layer is not one it covers
+    :func:`lstm_sequence` (a sequence, at most ``SEQUENCE_MAX_BATCH`` rows, ``SEQUENCE_MAX_UNITS``
+    units and ``SEQUENCE_MAX_GATE_ROWS`` gate rows), or None when the call or the layer is not one it covers
     (the caller then runs the engine as usual)."""
     d = layer.__dict__
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
     B, T = x.shape[0], x.shape[1]
-    if T > 1 and (B > SEQUENCE_MAX_BATCH or B * 4 * d["units"] > SEQUENCE_MAX_GATE_ROWS or d["go_backwards"]):
+    if T > 1 and (B > SEQUENCE_MAX_BATCH or d["units"] > SEQUENCE_MAX_UNITS
+                  or B * 4 * d["units"] > SEQUENCE_MAX_GATE_ROWS or d["go_backwards"]):
         return None
     ready = _prepared(layer)
     if ready is None:
