@@ -770,16 +770,24 @@ class Model(nn.Module):
         self._require_built("predict")
         modules = _modules_of(self)  # one walk for the dtype, the device and the mode switch
         dtype, device = self._dtype_and_device(modules)
-        batches = self._batches("predict", x, None, batch_size, need_targets=False, float_dtype=dtype)
+        # A small predict runs ~60 us of Python around its kernels, each step slowed by the caches
+        # the kernel evicted (docs/performance.md): a tensor already in the model's dtype that
+        # fits one batch skips the conversion and batching, the mode switch has no context
+        # manager's generator, and one batch no batch iterator.
+        if (type(x) is torch.Tensor and x.dtype == dtype and x.dim() > 0
+                and (batch_size is None or type(batch_size) is int)
+                and 0 < x.shape[0] <= (32 if batch_size is None else batch_size)
+                and getattr(self, "batch_size", None) is None):
+            batches, single = None, x
+        else:
+            batches = self._batches("predict", x, None, batch_size, need_targets=False, float_dtype=dtype)
+            single = batches.x if isinstance(batches, T.ArrayBatches) and batches.n <= batches.batch_size else None
         outputs = []
-        # the mode switch without a context manager's generator, and one batch without the batch
-        # iterator: a small predict runs ~60 us of Python around its kernels, each step slowed by
-        # the caches the kernel evicted (docs/performance.md)
         switched = _to_evaluation_mode(modules)
         try:
             with torch.no_grad(), self._autocast(device):
-                if isinstance(batches, T.ArrayBatches) and batches.n <= batches.batch_size:
-                    outputs.append(_full(self._run(self._to_device(batches.x, device))[0]).cpu())
+                if single is not None:
+                    outputs.append(_full(self._run(self._to_device(single, device))[0]).cpu())
                 else:
                     for xb, _ in batches.iterate(False):
                         outputs.append(_full(self._run(self._to_device(xb, device))[0]).cpu())

@@ -555,3 +555,23 @@ def test_predict_keeps_a_float64_models_precision_and_reads_dtype_and_device_in_
     shared = Dense(2)
     twice = lstmkit.Sequential([shared, lstmkit.layers.Activation("relu"), shared], input_shape=(2,))
     assert _modules_of(twice) == list(twice.modules())
+
+
+def test_predict_gives_the_same_through_its_one_batch_shortcut_and_its_batches():
+    model = lstmkit.Sequential([LSTM(4), Dense(2)], input_shape=(3, 2))
+    x = torch.randn(7, 3, 2)
+    whole = model.predict(x)  # a float32 tensor in one batch: the shortcut
+    np.testing.assert_allclose(model.predict(x, batch_size=3), whole, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.predict(x.numpy()), whole, rtol=0, atol=0)
+    np.testing.assert_allclose(model.predict(x.double()), whole, rtol=1e-6, atol=1e-7)  # converted
+    out = model.predict(x)
+    out += 1.0  # the array is the caller's: editing it changes nothing inside
+    np.testing.assert_allclose(model.predict(x), whole, rtol=0, atol=0)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises((ValueError, TypeError), match="batch_size"):
+            model.predict(x, batch_size=bad)
+    with pytest.raises(ValueError, match="no samples"):
+        model.predict(torch.zeros(0, 3, 2))
+    fixed = lstmkit.Sequential([LSTM(4, stateful=True), Dense(2)], input_shape=(3, 2), batch_size=7)
+    with pytest.raises(ValueError, match="fixed batch size"):
+        fixed.predict(x, batch_size=5)
