@@ -35,7 +35,6 @@ import time
 import torch
 from torch import nn
 
-from _timing import median_time
 from lstmkit.engine import fused, jit
 from lstmkit.layers import GRU, LSTM
 

@@ -1,4 +1,4 @@
-"""Inference of the vanilla LSTM at small batches on the CPU, as one compiled call.
+"""Inference of the vanilla LSTM and the GRU at small batches on the CPU, as one compiled call.
 
 Streaming a model one step at a time (a forecaster fed live data, a generator sampling symbol by
 symbol) costs per call what torch charges to set up its ops: ATen's fused cell op
@@ -7,24 +7,25 @@ symbol) costs per call what torch charges to set up its ops: ATen's fused cell o
 :func:`lstm_step` does the whole step in one compiled loop over the gate rows. A short sequence
 at batch 1-4 is the same story: ``torch.lstm`` costs ~230-270 us for 10 steps of ``LSTM(64)``,
 most of it set-up, where :func:`lstm_sequence` (the input term for all steps as one product,
-then each sequence through its steps, one matrix-vector product per step), called straight
+then a compiled loop, one matrix-vector product per row and step), called straight
 from the layer, takes 50-130 us.
 
-:func:`stream_step` is the layer's shortcut: it answers a call of a vanilla ``LSTM`` without a
-graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64, with no mask
-and no initial state passed in (the layer's carried state or zeros), for one step at any batch
-size or a sequence at small batches, and returns None for anything else, which then takes the
-ordinary engine path. Tests compare it with the reference loop in float64 and with
-``torch.nn.LSTMCell`` and ``torch.nn.LSTM``.
+:func:`gru_sequence` does the same for the GRU.
+
+:func:`stream_step` is the layer's shortcut: it answers a call of a vanilla ``LSTM`` or a ``GRU``
+without a graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64,
+with no mask and no initial state passed in (the layer's carried state or zeros): an LSTM step
+at any batch size, a sequence (or any GRU call) at small batches. It returns None for anything
+else, which then takes the ordinary engine path. Tests compare it with the reference loop in
+float64 and with ``torch.nn.LSTMCell``, ``torch.nn.LSTM`` and ``torch.nn.GRU``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
 from lstmkit.engine import fused, jit
 
@@ -75,9 +76,9 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_sequence(zx, h, c, W_hh, y, h_out, c_out):  # pragma: no cover - compiled
     """The vanilla LSTM over ``zx (B, T, 4H)``, each step's input term with both biases (torch's
-    gate order): ``y (B, T, H)`` receives every step's h, ``h_out, c_out`` the final state. Each
-    sequence runs through all its steps on its own, its recurrent term one matrix-vector product
-    with ``W_hh (4H, H)`` as it is (no transposed copy that could go stale or cost a copy)."""
+    gate order): ``y (B, T, H)`` receives every step's h, ``h_out, c_out`` the final state.
+    Step by step over the batch, each row's recurrent term one matrix-vector product with
+    ``W_hh (4H, H)`` as it is (no transposed copy that could go stale or cost a copy)."""
     B, T, G = zx.shape
     H = c.shape[1]
     one = W_hh.dtype.type(1.0)
@@ -86,13 +87,11 @@ def lstm_sequence(zx, h, c, W_hh, y, h_out, c_out):  # pragma: no cover - compil
     z = np.empty(G, W_hh.dtype)
     e = np.empty(G, W_hh.dtype)
     ec = np.empty(H, W_hh.dtype)
-    hb = np.empty(H, W_hh.dtype)
-    cb = np.empty(H, W_hh.dtype)
-    for b in range(B):
-        for j in range(H):
-            hb[j] = h[b, j]
-            cb[j] = c[b, j]
-        for t in range(T):
+    hs = h.copy()
+    cs = c.copy()
+    for t in range(T):  # every sequence's step t in turn: W_hh stays in cache across the batch
+        for b in range(B):
+            hb, cb = hs[b], cs[b]
             np.dot(W_hh, hb, zh)
             zt = zx[b, t]
             for r in range(2 * H):  # exp arguments: -z for the sigmoids (i, f, o), 2z for tanh (g)
@@ -115,25 +114,82 @@ def lstm_sequence(zx, h, c, W_hh, y, h_out, c_out):  # pragma: no cover - compil
                 hj = (one / (one + e[3 * H + j])) * (one - two / (ec[j] + one))
                 hb[j] = hj
                 yt[j] = hj
+    for b in range(B):
         for j in range(H):
-            h_out[b, j] = hb[j]
-            c_out[b, j] = cb[j]
+            h_out[b, j] = hs[b, j]
+            c_out[b, j] = cs[b, j]
+
+
+@jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover - compiled
+    """The GRU over ``zx (B, T, 3H)``, each step's input term with ``b_ih`` (torch's gate order
+    r, z, n and weight layout): ``y (B, T, H)`` receives every step's h, ``h_out`` the final one.
+    With ``reset_after`` the reset gate scales ``W_hn h + b_hn`` (torch's GRU), else it scales
+    h before that product (the original paper's form). As :func:`lstm_sequence`: one or two
+    matrix-vector products per row and step with ``W_hh`` as it is."""
+    B, T, G = zx.shape
+    H = h.shape[1]
+    one = W_hh.dtype.type(1.0)
+    two = W_hh.dtype.type(2.0)
+    W_rz, W_n = W_hh[:2 * H], W_hh[2 * H:]
+    zh = np.empty(G, W_hh.dtype)
+    a = np.empty(G, W_hh.dtype)
+    e = np.empty(G, W_hh.dtype)
+    rh = np.empty(H, W_hh.dtype)
+    hs = h.copy()
+    for t in range(T):  # every sequence's step t in turn: W_hh stays in cache across the batch
+        for b in range(B):
+            hb = hs[b]
+            zt = zx[b, t]
+            np.dot(W_rz, hb, zh[:2 * H])
+            for k in range(2 * H):  # exp(-z) for the sigmoids r and z
+                a[k] = -(zt[k] + zh[k] + b_hh[k])
+            jit._exp(a[:2 * H], e[:2 * H])
+            if reset_after:
+                np.dot(W_n, hb, zh[2 * H:])
+                for j in range(H):
+                    a[2 * H + j] = two * (zt[2 * H + j] + (zh[2 * H + j] + b_hh[2 * H + j]) / (one + e[j]))
+            else:
+                for j in range(H):
+                    rh[j] = hb[j] / (one + e[j])
+                np.dot(W_n, rh, zh[2 * H:])
+                for j in range(H):
+                    a[2 * H + j] = two * (zt[2 * H + j] + zh[2 * H + j] + b_hh[2 * H + j])
+            jit._exp(a[2 * H:], e[2 * H:])  # exp(2 z) for tanh
+            yt = y[b, t]
+            for j in range(H):
+                n = one - two / (e[2 * H + j] + one)
+                z = one / (one + e[H + j])
+                hj = n + z * (hb[j] - n)
+                hb[j] = hj
+                yt[j] = hj
+    for b in range(B):
+        for j in range(H):
+            h_out[b, j] = hs[b, j]
 
 
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _eligible(cell, engine: str) -> bool:
-    """Whether this cell and engine choice can take the compiled step."""
+def _eligible(cell, engine: str) -> str | None:
+    """``"lstm"`` or ``"gru"`` where this cell and engine choice can take the compiled kernels,
+    else None."""
+    if not (fused.JIT_ENABLED and engine in ("auto", "fused") and cell.weight_ih.device.type == "cpu"
+            and cell.weight_ih.dtype in (torch.float32, torch.float64)):
+        return None
+    if type(cell) is GRUCell:
+        return "gru"
     v = getattr(cell, "variant", None)
-    return (fused.JIT_ENABLED and type(cell) is LSTMCell and engine in ("auto", "fused")
-            and v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm or v.gate_recurrence)
-            and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size
-            and cell.weight_ih.device.type == "cpu" and cell.weight_ih.dtype in (torch.float32, torch.float64))
+    if (type(cell) is LSTMCell and v.gates == ("i", "f", "g", "o")
+            and not (v.peepholes or v.layer_norm or v.gate_recurrence)
+            and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size):
+        return "lstm"
+    return None
 
 
 def _prepared(layer):
-    """``(dtype, NumPy views of the weights)`` when the layer can take the compiled step, else None.
+    """``(dtype, NumPy views of the weights, "lstm" or "gru", reset_after)`` when the layer can take
+    the compiled kernels, else None.
 
     Cached on the layer and checked on every call with plain dictionary reads (no
     ``nn.Module.__getattr__``): the same cell, engine, parameter objects and storages. The views
@@ -152,7 +208,10 @@ def _prepared(layer):
             and cached[6] == (w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr())):
         return cached[7]
     tensors = (w_ih, w_hh, b_ih, b_hh)
-    ready = (w_ih.dtype, tuple(p.detach().numpy() for p in tensors)) if _eligible(cell, d["engine"]) else None
+    kind = _eligible(cell, d["engine"])
+    ready = None
+    if kind is not None:
+        ready = (w_ih.dtype, tuple(p.detach().numpy() for p in tensors), kind, getattr(cell, "reset_after", True))
     d["_stream"] = (cell, d["engine"], *tensors, tuple(p.data_ptr() for p in tensors), ready)
     return ready
 
@@ -183,39 +242,63 @@ def _sequence(x, weights, h, c):
     return y, h_out, c_out
 
 
+def _gru(x, weights, h, reset_after):
+    """``(y (B, T, H), h)`` of the GRU over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
+    B, T, I = x.shape
+    W_ih, W_hh, b_ih, b_hh = weights
+    zx = np.dot(x.reshape(B * T, I), W_ih.T)
+    zx += b_ih
+    H = W_hh.shape[1]
+    y = np.empty((B, T, H), W_hh.dtype)
+    h_out = np.empty((B, H), W_hh.dtype)
+    gru_sequence(zx.reshape(B, T, 3 * H), h, W_hh, b_hh, reset_after, y, h_out)
+    return y, h_out
+
+
 def stream_step(layer, x: torch.Tensor):
-    """The layer's output for ``x (B, T, I)`` through :func:`lstm_step` (one step) or
-    :func:`lstm_sequence` (a sequence, at most ``SEQUENCE_MAX_BATCH`` rows, ``SEQUENCE_MAX_UNITS``
-    units and ``SEQUENCE_MAX_GATE_ROWS`` gate rows), or None when the call or the layer is not one it covers
-    (the caller then runs the engine as usual)."""
+    """The layer's output for ``x (B, T, I)`` through the compiled kernels, or None when the call
+    or the layer is not one they cover (the caller then runs the engine as usual).
+
+    A vanilla LSTM takes :func:`lstm_step` for one step at any batch size and :func:`lstm_sequence`
+    for a sequence; a GRU takes :func:`gru_sequence` for either. Sequences (and every GRU call)
+    only up to ``SEQUENCE_MAX_BATCH`` rows, ``SEQUENCE_MAX_UNITS`` units and
+    ``SEQUENCE_MAX_GATE_ROWS`` gate rows, where the kernels beat torch's ops."""
     d = layer.__dict__
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
     B, T = x.shape[0], x.shape[1]
-    if T > 1 and (B > SEQUENCE_MAX_BATCH or d["units"] > SEQUENCE_MAX_UNITS
-                  or B * 4 * d["units"] > SEQUENCE_MAX_GATE_ROWS or d["go_backwards"]):
+    small = not (B > SEQUENCE_MAX_BATCH or d["units"] > SEQUENCE_MAX_UNITS
+                 or B * 4 * d["units"] > SEQUENCE_MAX_GATE_ROWS or d["go_backwards"])
+    if T > 1 and not small:
         return None
     ready = _prepared(layer)
     if ready is None:
         return None
-    weights = ready[1]
-    if not x.is_cpu or x.dtype != ready[0] or x.shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
+    dtype, weights, kind, reset_after = ready
+    lstm = kind == "lstm"
+    if not (lstm or small):
+        return None
+    if not x.is_cpu or x.dtype != dtype or x.shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
         return None
     H = d["units"]
     states = d["_states"] if d["stateful"] else None
     if states is None:
         h = c = np.zeros((B, H), dtype=weights[0].dtype)
-    elif states[0].shape[0] != B or states[0].dtype != ready[0]:
+    elif states[0].shape[0] != B or states[0].dtype != dtype:
         return None  # the engine path explains the batch-size or dtype mismatch
     else:
         mine = d.get("_stream_state")  # the arrays behind the state this shortcut stored last
         if mine is not None and mine[0] is states:
             h, c = mine[1], mine[2]
         else:
-            h, c = states[0].detach().numpy(), states[1].detach().numpy()
+            h = states[0].detach().numpy()
+            c = states[1].detach().numpy() if lstm else None
     # C-contiguous: a strided view costs ~5 us more in numba's dispatch
     xs = (x.detach() if x.requires_grad else x).numpy()
-    if T == 1:
+    if not lstm:
+        y_np, h_np = _gru(np.ascontiguousarray(xs), weights, h, reset_after)
+        c_np = None
+    elif T == 1:
         h_np = np.empty((B, H), dtype=weights[0].dtype)
         c_np = np.empty((B, H), dtype=weights[0].dtype)
         lstm_step(xs.reshape(B, -1), h, c, *weights, h_np, c_np)
@@ -223,12 +306,13 @@ def stream_step(layer, x: torch.Tensor):
     else:
         y_np, h_np, c_np = _sequence(np.ascontiguousarray(xs), weights, h, c)
     # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
-    h_new, c_new = torch.from_numpy(h_np), torch.from_numpy(c_np)
+    final = (torch.from_numpy(h_np), torch.from_numpy(c_np)) if lstm else (torch.from_numpy(h_np),)
     d["_last_engine"] = "fused"
     if d["stateful"]:
         # the carried state in arrays of its own: an output edited in place must not change it
-        h_keep, c_keep = h_np.copy(), c_np.copy()
-        d["_states"] = state = (torch.from_numpy(h_keep), torch.from_numpy(c_keep))
+        h_keep = h_np.copy()
+        c_keep = c_np.copy() if lstm else None
+        d["_states"] = state = tuple(torch.from_numpy(a) for a in ((h_keep, c_keep) if lstm else (h_keep,)))
         d["_stream_state"] = (state, h_keep, c_keep)
-    y = torch.from_numpy(y_np) if d["return_sequences"] else h_new
-    return (y, h_new, c_new) if d["return_state"] else y
+    y = torch.from_numpy(y_np) if d["return_sequences"] else final[0]
+    return (y, *final) if d["return_state"] else y

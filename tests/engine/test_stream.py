@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstmkit.engine import fused, jit
-from lstmkit.layers import LSTM
+from lstmkit.layers import GRU, LSTM
 from tests.helpers import max_diff, randomize
 
 pytestmark = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
@@ -197,3 +197,43 @@ def test_sequences_step_aside_where_they_do_not_win_or_apply():
     layer = LSTM(8)
     layer(torch.randn(2, 3, 2))  # autograd on: a graph is needed
     assert layer.engine_in_use == "native"
+
+
+# -- the GRU ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, True)])
+def test_gru_matches_the_reference_loop_in_float64(reset_after, return_sequences, return_state):
+    options = dict(input_size=3, stateful=True, reset_after=reset_after, return_sequences=return_sequences,
+                   return_state=return_state)
+    fast = GRU(7, **options).double()
+    randomize(fast, seed=8)
+    slow = GRU(7, engine="reference", **options).double()
+    slow.load_state_dict(fast.state_dict())
+    fast.eval(), slow.eval()
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for T in (1, 1, 7, 20, 1):  # one-step and sequence calls, the state carried through all
+            x = torch.rand(3, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
+            a, b = fast(x), slow(x)
+            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
+            a, b = (a, b) if return_state else ((a,), (b,))
+            for u, v in zip(a, b):
+                assert u.shape == v.shape and u.dtype == torch.float64
+                assert max_diff(u, v) < 1e-12
+        assert max_diff(fast.states[0], slow.states[0]) < 1e-12
+
+
+def test_gru_float32_matches_torch_gru_and_steps_aside_above_its_sizes():
+    layer = randomize(GRU(16, input_size=2, return_sequences=True), seed=10).eval()
+    ref = torch.nn.GRU(2, 16, batch_first=True)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(ref, f"{name}_l0").data.copy_(getattr(layer.cell, name))
+    with torch.no_grad():
+        for B in (1, 4, 9):  # batch 9: the engine's own path
+            x = torch.randn(B, 12, 2)
+            assert max_diff(layer(x), ref(x)[0]) < 1e-5
+        layer.cell.weight_hh.data.mul_(0.5)  # read where it is: no cached copy to go stale
+        ref.weight_hh_l0.data.mul_(0.5)
+        x = torch.randn(2, 12, 2)
+        assert max_diff(layer(x), ref(x)[0]) < 1e-5
