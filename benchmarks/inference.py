@@ -3,12 +3,12 @@
 Rows, measured in one run:
 
 - one step of a stateful LSTM(64), batch 1 (``x (1, 1, 1)``): ``torch.nn.LSTM`` (the anchor),
-  ``torch.nn.LSTMCell``, lstmkit's ``LSTM(stateful=True)`` layer, a peephole variant, and Keras 3
-  where it is installed;
+  ``torch.nn.LSTMCell``, lstmkit's ``LSTM(stateful=True)`` layer, a peephole variant,
+  ``torch.nn.GRUCell`` and lstmkit's ``GRU(stateful=True)``, and Keras 3 where it is installed;
 - ``predict`` on a whole batch: ``Sequential([LSTM(64), Dense(1)]).predict(x)`` against calling
   ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad`` (what a user would write by hand), and
   against calling the model's own two layers by hand (the same kernels ``predict`` runs: at
-  batch 1-4 the compiled sweep, above it oneDNN). The first difference is what a user gains or
+  batch 1-4 the layer's compiled shortcut, above it oneDNN). The first difference is what a user gains or
   loses by calling ``predict``; the second is ``predict``'s own per-call overhead (input
   conversion, batching, the mode switch, the output array). The three are timed in alternating
   blocks, since the differences are small next to the drift of the machine over the seconds a
@@ -29,7 +29,7 @@ from torch import nn
 from _timing import paired_us, per_call_us
 
 import lstmkit
-from lstmkit.layers import LSTM, Dense
+from lstmkit.layers import GRU, LSTM, Dense
 
 
 def keras_step_us():
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     print(f"# inference benchmark: torch {torch.__version__}, lstmkit {lstmkit.__version__}, "
           f"{args.threads} thread(s), float32; microseconds per call (median)")
     print()
-    print("| one streaming step, LSTM(64), batch 1 | us per step | ratio to torch.nn.LSTM |")
+    print("| one streaming step, LSTM(64) or GRU(64), batch 1 | us per step | ratio to torch.nn.LSTM |")
     print("|---|---|---|")
     x = torch.randn(1, 1, 1)
     rows = []
@@ -78,6 +78,16 @@ def main(argv=None) -> int:
         rows.append(("lstmkit LSTM(stateful=True)", per_call_us(lambda: ours(x))))
         peephole = LSTM(64, variant="peephole", input_size=1, stateful=True).eval()
         rows.append(("lstmkit LSTM(variant='peephole', stateful=True)", per_call_us(lambda: peephole(x))))
+        gru_cell = nn.GRUCell(1, 64)
+        gru_state = None
+
+        def gru_cell_step():
+            nonlocal gru_state
+            gru_state = gru_cell(x[:, 0], gru_state)
+
+        rows.append(("torch.nn.GRUCell", per_call_us(gru_cell_step)))
+        gru = GRU(64, input_size=1, stateful=True).eval()
+        rows.append(("lstmkit GRU(stateful=True)", per_call_us(lambda: gru(x))))
     keras_us = keras_step_us()
     rows.append(("Keras 3 LSTM(stateful=True)", keras_us))
     anchor = rows[0][1]
