@@ -44,6 +44,17 @@ def keras_step_us():
     return per_call_us(lambda: model(x, training=False), calls=200)
 
 
+def cell_step_us(cell, x) -> float:
+    """Microseconds per step of a ``torch.nn`` cell on ``x (1, 1, I)``, its state passed back in."""
+    state = None
+
+    def step():
+        nonlocal state
+        state = cell(x[:, 0], state)
+
+    return per_call_us(step)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -66,26 +77,12 @@ def main(argv=None) -> int:
             _, state = torch_lstm(x, state)
 
         rows.append(("torch.nn.LSTM (state passed back in)", per_call_us(torch_step)))
-        cell = nn.LSTMCell(1, 64)
-        cell_state = None
-
-        def cell_step():
-            nonlocal cell_state
-            cell_state = cell(x[:, 0], cell_state)
-
-        rows.append(("torch.nn.LSTMCell", per_call_us(cell_step)))
+        rows.append(("torch.nn.LSTMCell", cell_step_us(nn.LSTMCell(1, 64), x)))
         ours = LSTM(64, input_size=1, stateful=True).eval()
         rows.append(("lstmkit LSTM(stateful=True)", per_call_us(lambda: ours(x))))
         peephole = LSTM(64, variant="peephole", input_size=1, stateful=True).eval()
         rows.append(("lstmkit LSTM(variant='peephole', stateful=True)", per_call_us(lambda: peephole(x))))
-        gru_cell = nn.GRUCell(1, 64)
-        gru_state = None
-
-        def gru_cell_step():
-            nonlocal gru_state
-            gru_state = gru_cell(x[:, 0], gru_state)
-
-        rows.append(("torch.nn.GRUCell", per_call_us(gru_cell_step)))
+        rows.append(("torch.nn.GRUCell", cell_step_us(nn.GRUCell(1, 64), x)))
         gru = GRU(64, input_size=1, stateful=True).eval()
         rows.append(("lstmkit GRU(stateful=True)", per_call_us(lambda: gru(x))))
     keras_us = keras_step_us()

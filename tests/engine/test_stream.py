@@ -15,6 +15,23 @@ from tests.helpers import max_diff, randomize
 pytestmark = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
 
 
+def _same_calls(fast, slow, batch, lengths, seed):
+    """Call both layers on the same float64 inputs of these lengths in turn (the state carried from
+    call to call) and check that every output agrees to 1e-12, the final states included."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for T in lengths:
+            x = torch.rand(batch, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
+            a, b = fast(x), slow(x)
+            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
+            a, b = (a, b) if isinstance(a, tuple) else ((a,), (b,))
+            for u, v in zip(a, b):
+                assert u.shape == v.shape and u.dtype == torch.float64
+                assert max_diff(u, v) < 1e-12
+    for u, v in zip(fast.states, slow.states):
+        assert max_diff(u, v) < 1e-12
+
+
 def _pair(dtype=torch.float64, **options):
     fast = LSTM(7, input_size=3, stateful=True, **options).to(dtype)
     randomize(fast, seed=3)
@@ -27,17 +44,7 @@ def _pair(dtype=torch.float64, **options):
 @pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, False), (True, True)])
 def test_the_shortcut_matches_the_reference_loop_in_float64(batch, lengths, return_sequences, return_state):
     fast, slow = _pair(return_sequences=return_sequences, return_state=return_state)
-    gen = torch.Generator().manual_seed(len(lengths))
-    with torch.no_grad():
-        for T in lengths:  # the carried state goes from call to call through the shortcut's own arrays
-            x = torch.rand(batch, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
-            a, b = fast(x), slow(x)
-            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
-            a, b = (a, b) if return_state else ((a,), (b,))
-            for u, v in zip(a, b):
-                assert u.shape == v.shape and u.dtype == torch.float64
-                assert max_diff(u, v) < 1e-12
-        assert max_diff(fast.states[1], slow.states[1]) < 1e-12  # c, too
+    _same_calls(fast, slow, batch, lengths, seed=len(lengths))
 
 
 def test_float32_matches_torch_lstm_cell_and_sees_weight_updates():
@@ -211,17 +218,7 @@ def test_gru_matches_the_reference_loop_in_float64(reset_after, return_sequences
     slow = GRU(7, engine="reference", **options).double()
     slow.load_state_dict(fast.state_dict())
     fast.eval(), slow.eval()
-    gen = torch.Generator().manual_seed(9)
-    with torch.no_grad():
-        for T in (1, 1, 7, 20, 1):  # one-step and sequence calls, the state carried through all
-            x = torch.rand(3, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
-            a, b = fast(x), slow(x)
-            assert fast.engine_in_use == "fused" and slow.engine_in_use == "reference"
-            a, b = (a, b) if return_state else ((a,), (b,))
-            for u, v in zip(a, b):
-                assert u.shape == v.shape and u.dtype == torch.float64
-                assert max_diff(u, v) < 1e-12
-        assert max_diff(fast.states[0], slow.states[0]) < 1e-12
+    _same_calls(fast, slow, 3, (1, 1, 7, 20, 1), seed=9)  # one-step and sequence calls
 
 
 def test_gru_float32_matches_torch_gru_and_steps_aside_above_its_sizes():
