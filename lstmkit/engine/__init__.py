@@ -31,10 +31,7 @@ _FUSED = {LSTMCell: run_fused_lstm, GRUCell: run_fused_gru, RNNCell: run_fused_r
 def _fused_kernel(cell):
     """The fused runner for ``cell``'s class or a subclass of it (a parametrized cell, such as
     ``torch.nn.utils.parametrize`` makes, is a subclass), else None."""
-    kernel = _FUSED.get(type(cell))
-    if kernel is None:
-        kernel = next((run for cls, run in _FUSED.items() if isinstance(cell, cls)), None)
-    return kernel
+    return next((run for cls, run in _FUSED.items() if isinstance(cell, cls)), None)
 
 # Up to this batch size, and from this many steps, ``auto`` runs even the vanilla LSTM on the
 # compiled sweep (measured, 2 threads: batch 1 and 2 faster than oneDNN, batch 4 slower; at 10

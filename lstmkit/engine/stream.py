@@ -37,7 +37,8 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
 
     Arithmetic stays in the weights' dtype (a Python float constant would promote float32 to
     float64), and the gates go through the compiled engine's vectorised exp (``jit._exp``), with
-    tanh(z) = 1 - 2 / (e^2z + 1).
+    tanh(z) = 1 - 2 / (e^2z + 1). Its gate algebra is :func:`lstm_sequence`'s, kept apart because a
+    single step through that (its input product in NumPy first) cost 15-16 against 7 us.
     """
     B, I = x.shape
     H = c.shape[1]

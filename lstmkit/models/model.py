@@ -35,6 +35,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.
            "bfloat16": torch.bfloat16, "int64": torch.int64}
 
 # compile(precision=...): the dtype autocast runs matrix products in (None: no autocast).
+DEFAULT_BATCH_SIZE = 32  # fit, evaluate and predict, as in Keras
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -355,7 +356,7 @@ class Model(nn.Module):
         if x.dim() == 0 or x.shape[0] == 0:
             raise ValueError(f"{owner}: `x` holds no samples (shape {tuple(x.shape)}).")
         if batch_size is None:
-            batch_size = fixed or 32
+            batch_size = fixed or DEFAULT_BATCH_SIZE
         batch_size = check_int(owner, "batch_size", batch_size, minimum=1)
         if fixed is not None:
             if batch_size != fixed:
@@ -772,16 +773,16 @@ class Model(nn.Module):
         dtype, device = self._dtype_and_device(modules)
         # A small predict runs ~60 us of Python around its kernels, each step slowed by the caches
         # the kernel evicted (docs/performance.md): a tensor already in the model's dtype that
-        # fits one batch skips the conversion and batching, the mode switch has no context
-        # manager's generator, and one batch no batch iterator.
+        # fits one batch skips the conversion and batching, and the mode switch has no context
+        # manager's generator.
         if (type(x) is torch.Tensor and x.dtype == dtype and x.dim() > 0
                 and (batch_size is None or type(batch_size) is int)
-                and 0 < x.shape[0] <= (32 if batch_size is None else batch_size)
+                and 0 < x.shape[0] <= (DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
                 and getattr(self, "batch_size", None) is None):
             batches, single = None, x
         else:
             batches = self._batches("predict", x, None, batch_size, need_targets=False, float_dtype=dtype)
-            single = batches.x if isinstance(batches, T.ArrayBatches) and batches.n <= batches.batch_size else None
+            single = None
         outputs = []
         switched = _to_evaluation_mode(modules)
         try:
