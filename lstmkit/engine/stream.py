@@ -32,7 +32,7 @@ from lstmkit.engine import fused, jit
 
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cover - compiled
-    """``h_out, c_out`` = one vanilla LSTM step from ``x (B, I)``, ``h, c (B, H)``; torch's gate
+    """``h_out, c_out`` = one vanilla LSTM step from ``x (B, 1, I)``, ``h, c (B, H)``; torch's gate
     order (i, f, g, o) and weight layout (``W_ih (4H, I)``, ``W_hh (4H, H)``).
 
     Arithmetic stays in the weights' dtype (a Python float constant would promote float32 to
@@ -40,7 +40,7 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
     tanh(z) = 1 - 2 / (e^2z + 1). Its gate algebra is :func:`lstm_sequence`'s, kept apart because a
     single step through that (its input product in NumPy first) cost 15-16 against 7 us.
     """
-    B, I = x.shape
+    B, _, I = x.shape
     H = c.shape[1]
     one = b_ih.dtype.type(1.0)
     two = b_ih.dtype.type(2.0)
@@ -51,7 +51,7 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
         for r in range(4 * H):
             s = b_ih[r] + b_hh[r]
             for k in range(I):
-                s += W_ih[r, k] * x[b, k]
+                s += W_ih[r, k] * x[b, 0, k]
             for k in range(H):
                 s += W_hh[r, k] * h[b, k]
             z[r] = s
@@ -169,9 +169,6 @@ def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover 
             h_out[b, j] = hs[b, j]
 
 
-_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
 def _eligible(cell, engine: str) -> str | None:
     """``"lstm"`` or ``"gru"`` where this cell and engine choice can take the compiled kernels,
     else None."""
@@ -198,9 +195,12 @@ def _prepared(layer):
     show through; ``layer.to(...)`` or new parameters rebuild them.
     """
     d = layer.__dict__
-    cell = d["_modules"]["cell"]
+    cell = d["_modules"].get("cell")
+    if cell is None:
+        return None  # not built yet
     params = cell.__dict__["_parameters"]
-    w_ih, w_hh, b_ih, b_hh = (params.get(name) for name in _PARAMS)
+    # four plain reads: a generator over the names costs ~1 us per call
+    w_ih, w_hh, b_ih, b_hh = params.get("weight_ih"), params.get("weight_hh"), params.get("bias_ih"), params.get("bias_hh")
     if w_ih is None or w_hh is None or b_ih is None or b_hh is None:
         return None  # a parametrized weight (weight_norm, spectral_norm): computed per call, not stored
     cached = d.get("_stream")
@@ -228,9 +228,9 @@ SEQUENCE_MAX_UNITS = 512
 SEQUENCE_MAX_GATE_ROWS = 4096
 
 
-def _sequence(x, weights, h, c):
-    """``(y (B, T, H), h, c)`` of a vanilla LSTM over ``x (B, T, I)`` from ``h, c``; ``weights``
-    are NumPy views of the parameters, read where they are."""
+def _sequence(x, weights, h, c, h_out, c_out):
+    """``y (B, T, H)`` of a vanilla LSTM over ``x (B, T, I)`` from ``h, c``, the final state into
+    ``h_out, c_out``; ``weights`` are NumPy views of the parameters, read where they are."""
     B, T, I = x.shape
     W_ih, W_hh, b_ih, b_hh = weights
     zx = np.dot(x.reshape(B * T, I), W_ih.T)  # every step's input term at once
@@ -238,22 +238,20 @@ def _sequence(x, weights, h, c):
     zx += b_hh
     H = W_hh.shape[1]
     y = np.empty((B, T, H), W_hh.dtype)
-    h_out, c_out = np.empty((B, H), W_hh.dtype), np.empty((B, H), W_hh.dtype)
     lstm_sequence(zx.reshape(B, T, 4 * H), h, c, W_hh, y, h_out, c_out)
-    return y, h_out, c_out
+    return y
 
 
-def _gru(x, weights, h, reset_after):
-    """``(y (B, T, H), h)`` of the GRU over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
+def _gru(x, weights, h, reset_after, h_out):
+    """``y (B, T, H)`` of the GRU over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
     B, T, I = x.shape
     W_ih, W_hh, b_ih, b_hh = weights
     zx = np.dot(x.reshape(B * T, I), W_ih.T)
     zx += b_ih
     H = W_hh.shape[1]
     y = np.empty((B, T, H), W_hh.dtype)
-    h_out = np.empty((B, H), W_hh.dtype)
     gru_sequence(zx.reshape(B, T, 3 * H), h, W_hh, b_hh, reset_after, y, h_out)
-    return y, h_out
+    return y
 
 
 def stream_step(layer, x: torch.Tensor):
@@ -267,7 +265,10 @@ def stream_step(layer, x: torch.Tensor):
     d = layer.__dict__
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
-    B, T = x.shape[0], x.shape[1]
+    shape = x.shape
+    if len(shape) != 3 or not (shape[0] and shape[1]):
+        return None  # the engine path's checks explain it
+    B, T = shape[0], shape[1]
     small = not (B > SEQUENCE_MAX_BATCH or d["units"] > SEQUENCE_MAX_UNITS
                  or B * 4 * d["units"] > SEQUENCE_MAX_GATE_ROWS or d["go_backwards"])
     if T > 1 and not small:
@@ -279,41 +280,53 @@ def stream_step(layer, x: torch.Tensor):
     lstm = kind == "lstm"
     if not (lstm or small):
         return None
-    if not x.is_cpu or x.dtype != dtype or x.shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
+    if not x.is_cpu or x.dtype != dtype or shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
         return None
     H = d["units"]
-    states = d["_states"] if d["stateful"] else None
+    npdt = weights[0].dtype
+    stateful = d["stateful"]
+    states = d["_states"] if stateful else None
+    keep, owned = None, False  # the carried state's arrays; those this shortcut owns it updates in place
     if states is None:
-        h = c = np.zeros((B, H), dtype=weights[0].dtype)
+        h = np.zeros((B, H), dtype=npdt)
+        c = np.zeros((B, H), dtype=npdt) if lstm else None
     elif states[0].shape[0] != B or states[0].dtype != dtype:
         return None  # the engine path explains the batch-size or dtype mismatch
     else:
-        mine = d.get("_stream_state")  # the arrays behind the state this shortcut stored last
+        mine = d.get("_stream_state")
         if mine is not None and mine[0] is states:
-            h, c = mine[1], mine[2]
-        else:
+            keep = h, c = mine[1], mine[2]
+            owned = True
+        else:  # a state from elsewhere (the engine path, the `states` setter): read, never written
             h = states[0].detach().numpy()
             c = states[1].detach().numpy() if lstm else None
+    if stateful and keep is None:
+        keep = (np.empty((B, H), dtype=npdt), np.empty((B, H), dtype=npdt) if lstm else None)
+    # The new c goes straight into the carried array where there is one (each element of c is
+    # read before it is written, and lstm_sequence copies its initial state first); h into an
+    # array of its own, since it is also the output.
+    c_np = None if not lstm else (keep[1] if keep is not None else np.empty((B, H), dtype=npdt))
+    h_np = np.empty((B, H), dtype=npdt)
     # C-contiguous: a strided view costs ~5 us more in numba's dispatch
     xs = (x.detach() if x.requires_grad else x).numpy()
     if not lstm:
-        y_np, h_np = _gru(np.ascontiguousarray(xs), weights, h, reset_after)
-        c_np = None
+        y_np = _gru(np.ascontiguousarray(xs), weights, h, reset_after, h_np)
     elif T == 1:
-        h_np = np.empty((B, H), dtype=weights[0].dtype)
-        c_np = np.empty((B, H), dtype=weights[0].dtype)
-        lstm_step(xs.reshape(B, -1), h, c, *weights, h_np, c_np)
+        lstm_step(xs, h, c, *weights, h_np, c_np)
         y_np = h_np.reshape(B, 1, H)
     else:
-        y_np, h_np, c_np = _sequence(np.ascontiguousarray(xs), weights, h, c)
-    # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
-    final = (torch.from_numpy(h_np), torch.from_numpy(c_np)) if lstm else (torch.from_numpy(h_np),)
+        y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
     d["_last_engine"] = "fused"
-    if d["stateful"]:
-        # the carried state in arrays of its own: an output edited in place must not change it
-        h_keep = h_np.copy()
-        c_keep = c_np.copy() if lstm else None
-        d["_states"] = state = tuple(torch.from_numpy(a) for a in ((h_keep, c_keep) if lstm else (h_keep,)))
-        d["_stream_state"] = (state, h_keep, c_keep)
-    y = torch.from_numpy(y_np) if d["return_sequences"] else final[0]
-    return (y, *final) if d["return_state"] else y
+    if stateful:
+        np.copyto(keep[0], h_np)
+        if not owned:
+            d["_states"] = state = tuple(torch.from_numpy(a) for a in keep if a is not None)
+            d["_stream_state"] = (state, *keep)
+        if lstm and d["return_state"]:
+            c_np = c_np.copy()  # a returned state must not change with the carried one
+    # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
+    h_t = torch.from_numpy(h_np)
+    if not d["return_state"]:
+        return torch.from_numpy(y_np) if d["return_sequences"] else h_t
+    final = (h_t, torch.from_numpy(c_np)) if lstm else (h_t,)
+    return (torch.from_numpy(y_np) if d["return_sequences"] else h_t, *final)

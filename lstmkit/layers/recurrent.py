@@ -132,6 +132,9 @@ class Recurrent(Layer):
     @property
     def states(self) -> tuple[torch.Tensor, ...] | None:
         """The state a stateful layer carries into its next call (None: zeros)."""
+        # the inference shortcut updates the arrays of a state it made in place (engine/stream.py);
+        # from here on it leaves them alone, so that the tensors handed out stay as they are
+        self.__dict__.pop("_stream_state", None)
         return self._states
 
     @states.setter
@@ -151,10 +154,11 @@ class Recurrent(Layer):
 
     # -- the call -----------------------------------------------------------------------------
     def forward(self, x, initial_state=None, mask=None, lengths=None):
-        if (type(x) is torch.Tensor and x.dim() == 3 and x.shape[0] > 0 and x.shape[1] > 0
-                and initial_state is None and mask is None and lengths is None and self.cell is not None
-                and not torch.is_grad_enabled()):
-            out = stream_step(self, x)  # inference at small batches: one compiled call (engine/stream.py)
+        if (not torch.is_grad_enabled() and type(x) is torch.Tensor
+                and initial_state is None and mask is None and lengths is None):
+            # inference at small batches: one compiled call (engine/stream.py), which checks the
+            # rest itself (a 3-D input, a built cell): self.cell alone costs ~1 us here
+            out = stream_step(self, x)
             if out is not None:
                 return out
         name = type(self).__name__

@@ -156,6 +156,41 @@ def test_sequences_under_inference_mode_and_the_carried_state_kept_apart():
         assert max_diff(fast(x)[0], slow(x)[0]) < 1e-12
 
 
+def test_the_carried_state_updated_in_place_never_changes_a_state_handed_out():
+    # The shortcut writes each new state into the arrays of the state it made (engine/stream.py):
+    # a state read through `states`, returned by return_state, set through `states` or saved by
+    # an autograd graph in between must keep its values.
+    fast, slow = _pair(return_state=True)
+    gen = torch.Generator().manual_seed(5)
+    xs = [torch.randn(2, T, 3, generator=gen, dtype=torch.float64) for T in (1, 1, 4, 1, 1)]
+    with torch.no_grad():
+        fast(xs[0]), slow(xs[0])
+        _, h_out, c_out = fast(xs[1])
+        slow(xs[1])
+        handed = [s.clone() for s in (h_out, c_out)]
+        read = fast.states
+        read_values = [s.clone() for s in read]
+        fast(xs[2]), slow(xs[2])
+        assert all(max_diff(a, b) == 0 for a, b in zip((h_out, c_out), handed))
+        assert all(max_diff(a, b) == 0 for a, b in zip(read, read_values))
+        mine = (torch.rand(2, 7, dtype=torch.float64), torch.rand(2, 7, dtype=torch.float64))
+        kept = [s.clone() for s in mine]
+        fast.states, slow.states = mine, tuple(s.clone() for s in mine)
+        fast(xs[3]), slow(xs[3])
+        assert all(max_diff(a, b) == 0 for a, b in zip(mine, kept))
+        fast(xs[4]), slow(xs[4])  # now in the shortcut's own arrays again
+    for layer in (fast, slow):  # a step with a graph saves the carried state for its backward
+        layer.train()
+        layer.zero_grad()
+    ys = [layer(xs[0].requires_grad_(False))[0] for layer in (fast, slow)]
+    with torch.no_grad():  # inference in between must not change what the graph saved
+        fast(xs[1]), slow(xs[1])
+    for y in ys:
+        y.sum().backward()
+    for a, b in zip(fast.parameters(), slow.parameters()):
+        assert max_diff(a.grad, b.grad) < 1e-12
+
+
 def test_sequences_step_aside_for_parametrized_weights_a_dtype_change_and_lstmkit_jit_off(monkeypatch):
     from torch.nn.utils import parametrize
 
