@@ -83,11 +83,17 @@ class Sequential(Model):
         return len(self.layers) > 0 and isinstance(self.layers[0], Embedding)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if self.input_shape is not None:
-            ok = x.dim() == len(self.input_shape) + 1 and all(
-                d is None or d == s for d, s in zip(self.input_shape, x.shape[1:]))
+        expected = self.input_shape
+        if expected is not None:
+            shape = x.shape
+            ok = len(shape) == len(expected) + 1
+            if ok:  # a plain loop: a generator in all() costs ~1 us of every small predict
+                for d, s in zip(expected, shape[1:]):
+                    if d is not None and d != s:
+                        ok = False
+                        break
             if not ok:
-                want = ", ".join("time" if d is None else str(d) for d in self.input_shape)
+                want = ", ".join("time" if d is None else str(d) for d in expected)
                 raise ValueError(f"Sequential: expected input of shape (batch, {want}), got {tuple(x.shape)}.")
         if self.batch_size is not None and x.shape[0] != self.batch_size:
             raise ValueError(f"Sequential: the model has a fixed `batch_size`={self.batch_size} (for its stateful "
@@ -98,12 +104,13 @@ class Sequential(Model):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"Sequential: expected a torch.Tensor input, got {type(x).__name__}.")
         self._check_input(x)
-        if not len(self.layers):
+        layers = self._modules["layers"]._modules.values()  # self.layers costs ~1.3 us (nn.Module.__getattr__)
+        if not layers:
             raise ValueError("Sequential: the model has no layers; add some with model.add(layer).")
         record = self._output_shapes is None
         shapes = []
         mask = None
-        for layer in self.layers:
+        for layer in layers:
             if getattr(layer, "supports_masking", False):
                 next_mask = layer.compute_mask(x, mask)
                 x = layer(x) if mask is None else layer(x, mask=mask)  # a keyword costs microseconds

@@ -540,6 +540,22 @@ def test_predict_runs_in_evaluation_mode_and_restores_each_modules_own_mode():
     assert [layer.training for layer in model.layers] == [True, False, True] and model.training
 
 
+def test_predict_runs_without_a_graph_and_restores_the_grad_mode_even_after_an_error():
+    model = lstmkit.Sequential([LSTM(8), Dense(1)], input_shape=(5, 2))
+    x = torch.randn(3, 5, 2)
+    for enabled in (True, False):
+        with torch.set_grad_enabled(enabled):
+            model.predict(x)
+            assert torch.is_grad_enabled() is enabled
+            with pytest.raises(ValueError, match="expected input of shape"):
+                model.predict(torch.randn(3, 5, 4))
+            assert torch.is_grad_enabled() is enabled and model.training
+    seen = []
+    model.layers[1].register_forward_hook(lambda m, i, out: seen.append(out.requires_grad))
+    model.predict(x)
+    assert seen == [False]
+
+
 def test_predict_keeps_a_float64_models_precision_and_reads_dtype_and_device_in_one_walk():
     from lstmkit.models.model import _modules_of
 
