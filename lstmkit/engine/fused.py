@@ -443,8 +443,8 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
             S["cc_xhat"], S["cc_rstd"] = torch.empty(B, T, H, dtype=dt), torch.empty(B, T, dtype=dt)
             S["zx_stats"] = torch.empty(B, T, 2, dtype=dt)
             S["zx"] = zx  # the raw input products: the backward normalises them again
-    W_hrT = _np(p["weight_hr"].t()) if proj else _dummy(2, npdt)
-    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"].t()), W_hrT, opt("weight_ci", 1),
+    W_hr = _np(p["weight_hr"]) if proj else _dummy(2, npdt)
+    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"]), W_hr, opt("weight_ci", 1),
                      opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
                      opt("ln_c_bias", 1), opt("ln_ih_weight", 1), _np(bias) if v.layer_norm else _dummy(1, npdt),
                      S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),

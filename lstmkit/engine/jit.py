@@ -280,17 +280,19 @@ if AVAILABLE:
     _dgemm = types.ExternalFunction("lstmkit_dgemm", types.void(*[_vp] * 13))
 
 
+# ints: M, N, K of the row-major product and the leading dimension of b (N, or K when b is
+# passed as the (N, K) matrix it is the transpose of)
 @njit(cache=True, nogil=True)
 def _gemm32(a, b, out, ints, ops, scal):
     _sgemm(ops.ctypes.data, ops[1:].ctypes.data, ints[1:].ctypes.data, ints.ctypes.data,
-           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[1:].ctypes.data, a.ctypes.data,
+           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[3:].ctypes.data, a.ctypes.data,
            ints[2:].ctypes.data, scal[1:].ctypes.data, out.ctypes.data, ints[1:].ctypes.data)
 
 
 @njit(cache=True, nogil=True)
 def _gemm64(a, b, out, ints, ops, scal):
     _dgemm(ops.ctypes.data, ops[1:].ctypes.data, ints[1:].ctypes.data, ints.ctypes.data,
-           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[1:].ctypes.data, a.ctypes.data,
+           ints[2:].ctypes.data, scal.ctypes.data, b.ctypes.data, ints[3:].ctypes.data, a.ctypes.data,
            ints[2:].ctypes.data, scal[1:].ctypes.data, out.ctypes.data, ints[1:].ctypes.data)
 
 
@@ -316,13 +318,46 @@ if AVAILABLE:
             if a.shape[1] != b.shape[0] or out.shape[0] != a.shape[0] or out.shape[1] != b.shape[1]:
                 raise ValueError("_gemm: the shapes of a, b and out do not match")
             # row-major out = a @ b is the column-major out^T = b^T a^T: m = N, n = M, k = K
-            ints = np.empty(3, np.int32)
-            ints[0], ints[1], ints[2] = a.shape[0], b.shape[1], a.shape[1]
+            ints = np.empty(4, np.int32)
+            ints[0], ints[1], ints[2], ints[3] = a.shape[0], b.shape[1], a.shape[1], b.shape[1]
             ops = np.empty(2, np.uint8)
             ops[0], ops[1] = 78, 78  # "N", "N"
             scal = np.empty(2, a.dtype)
             scal[0], scal[1] = 1.0, 0.0
             kernel(a, b, out, ints, ops, scal)
+
+        return impl
+
+
+def _gemm_nt(a, w, out):
+    """``out = a @ w.T`` for C-contiguous ``a (M, K)``, ``w (N, K)``, ``out (M, N)`` of one dtype:
+    a weight used as torch stores it, without a transposed copy; in compiled code the registered
+    BLAS (this Python body runs only when called from Python)."""
+    np.dot(a, w.T, out=out)
+
+
+if AVAILABLE:
+
+    @overload(_gemm_nt)
+    def _gemm_nt_compiled(a, w, out):
+        if not (a.dtype == w.dtype == out.dtype) or a.dtype not in (types.float32, types.float64):
+            raise TypeError(f"_gemm_nt: a, w and out must share float32 or float64, got {a.dtype}, {w.dtype}, "
+                            f"{out.dtype}")
+        if not (a.layout == w.layout == out.layout == "C"):
+            return lambda a, w, out: np.dot(a, w.T, out)
+        kernel = _gemm32 if a.dtype == types.float32 else _gemm64
+
+        def impl(a, w, out):
+            if a.shape[1] != w.shape[1] or out.shape[0] != a.shape[0] or out.shape[1] != w.shape[0]:
+                raise ValueError("_gemm_nt: the shapes of a, w and out do not match")
+            # column-major out^T = (w^T)^T a^T: the (N, K) w read as K x N with leading dimension K, "T"
+            ints = np.empty(4, np.int32)
+            ints[0], ints[1], ints[2], ints[3] = a.shape[0], w.shape[0], a.shape[1], a.shape[1]
+            ops = np.empty(2, np.uint8)
+            ops[0], ops[1] = 84, 78  # "T", "N"
+            scal = np.empty(2, a.dtype)
+            scal[0], scal[1] = 1.0, 0.0
+            kernel(a, w, out, ints, ops, scal)
 
         return impl
 
@@ -346,6 +381,17 @@ def _rows_dot(a, b, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _rows_dot_t(a, w, out):
+    """``out = a @ w.T`` for C-contiguous ``a (B, K)``, ``w (N, K)``: as :func:`_rows_dot`, each
+    row one matrix-vector product ``w @ a[i]``, else :func:`_gemm_nt`."""
+    if a.shape[0] <= _GEMV_MAX_ROWS:
+        for i in range(a.shape[0]):
+            np.dot(w, a[i], out[i])
+    else:
+        _gemm_nt(a, w, out)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _scale_row(src, dst, rmask, b, scaled):
     """``dst = src * rmask[b]`` (recurrent dropout) when ``scaled``, else a copy of ``src``."""
     if scaled:
@@ -360,7 +406,7 @@ def _scale_row(src, dst, rmask, b, scaled):
 # error_model="numpy": a division does not check for zero (to raise ZeroDivisionError), a branch
 # that would keep LLVM from vectorising the gate loops; no divisor here can be zero.
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, ln_ih_w, bias, mask, rmask,
+def lstm_forward(cfg, zx, W_hh, W_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, ln_ih_w, bias, mask, rmask,
                  h, c, y, gates, c_all, tc_all, h_in_all, hr_all, zh_xhat, zh_rstd, cc_xhat, cc_rstd, zx_stats,
                  save):
     """Forward recurrence. ``zx (B, T, GH)`` holds each step's input term and the biases; with
@@ -368,7 +414,8 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     ``ln_ih_w`` and ``bias`` (``zx_stats (B, T, 2)`` receives each row's mean and inverse
     standard deviation; ``zx`` is left as it is, and the backward recomputes the normalised
     values from it);
-    ``W_hhT (P, GH)`` and ``W_hrT (H, P)`` are the transposed recurrent and projection weights;
+    ``W_hh (GH, P)`` and ``W_hr (P, H)`` are the recurrent and projection weights as torch
+    stores them (the products read them transposed, through BLAS: no copy);
     ``h (B, P)`` and ``c (B, H)`` are updated in place to the final state; ``y (B, T, P)``
     receives the outputs.
 
@@ -377,7 +424,7 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     and the new cell state, then a second _exp for tanh(c) (and for o when its peephole reads the
     new c), the output. The saves are copies at the end of the step."""
     B, T, GH = zx.shape
-    P = W_hhT.shape[0]
+    P = W_hh.shape[1]
     H = c.shape[1]
     gi, gf, gg, go = cfg[GI], cfg[GF], cfg[GG], cfg[GO]
     # the configuration as locals: read once, so the compiler can hoist the branches
@@ -416,10 +463,21 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
     ca = cc if k_ln else cn  # what the output activation reads
     tc = np.empty((B, H), dt)
     hr = np.zeros((B, H), dt)
+    h_proj = np.empty((B, P), dt)
+    # Up to _GEMV_MAX_ROWS rows the step's product is one matrix-vector product per row, which
+    # OpenBLAS runs ~1.4-1.6x faster on W_hh^T (64 or 128 units: 1.0 against 1.6 us, 3.1
+    # against 4.3). Transposing W_hh costs 12, 91, 463 us at 64, 128, 256 units: worth it from
+    # about P / 2 row-steps on (docs/performance.md). Above that the BLAS's matrix product reads
+    # W_hh as it is.
+    transposed = B <= _GEMV_MAX_ROWS and 2 * B * T >= P
+    W_hhT = np.ascontiguousarray(W_hh.T) if transposed else np.empty((0, 0), dt)
     for t in range(T):
         for b in range(B):
             _scale_row(h[b], h_in[b], rmask, b, k_rmask)
-        _rows_dot(h_in, W_hhT, zh)  # (B, GH): the whole batch's recurrent product
+        if transposed:  # (B, GH): the whole batch's recurrent product
+            _rows_dot(h_in, W_hhT, zh)
+        else:
+            _rows_dot_t(h_in, W_hh, zh)
         for b in range(B):
             z = zh[b]
             if k_ln:
@@ -554,7 +612,8 @@ def lstm_forward(cfg, zx, W_hhT, W_hrT, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_
                 for j in range(H):
                     dst[j] = src[j]
         if k_proj:
-            h_new = np.dot(hr, W_hrT)  # (B, P)
+            _rows_dot_t(hr, W_hr, h_proj)  # (B, P)
+            h_new = h_proj
         else:
             h_new = hr
         for b in range(B):

@@ -1,4 +1,4 @@
-"""Inference of the vanilla LSTM and the GRU at small batches on the CPU, as one compiled call.
+"""Inference of the LSTM, its variants and the GRU at small batches on the CPU, as one compiled call.
 
 Streaming a model one step at a time (a forecaster fed live data, a generator sampling symbol by
 symbol) costs per call what torch charges to set up its ops: ATen's fused cell op
@@ -10,17 +10,24 @@ most of it set-up, where :func:`lstm_sequence` (the input term for all steps as 
 then a compiled loop, one matrix-vector product per row and step), called straight
 from the layer, takes 50-130 us.
 
-:func:`gru_sequence` does the same for the GRU.
+:func:`gru_sequence` does the same for the GRU. Every other LSTM variant (peepholes, the coupled
+gate, the Greff et al. ablations, layer norm, a projection; not gate recurrence) runs the fused
+path's forward kernel, ``jit.lstm_forward``, with nothing saved (:func:`_variant`): a peephole
+``LSTM(64)`` step in 45-85 us against 240-290 through its own cell step.
 
-:func:`stream_step` is the layer's shortcut: it answers a call of a vanilla ``LSTM`` or a ``GRU``
+:func:`stream_step` is the layer's shortcut: it answers a call of an ``LSTM`` or a ``GRU``
 without a graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64,
-with no mask and no initial state passed in (the layer's carried state or zeros): an LSTM step
-at any batch size, a sequence (or any GRU call) at small batches. It returns None for anything
-else, which then takes the ordinary engine path. Tests compare it with the reference loop in
-float64 and with ``torch.nn.LSTMCell``, ``torch.nn.LSTM`` and ``torch.nn.GRU``.
+with no mask and no initial state passed in (the layer's carried state or zeros): a vanilla
+LSTM step at any batch size, a sequence (or any GRU or variant call) at small batches. A
+carried state it made it updates in place (reading it through ``layer.states`` hands it over
+for good). It returns None for anything else, which then takes the ordinary engine path. Tests
+compare it with the reference loop in float64 and with ``torch.nn.LSTMCell``,
+``torch.nn.LSTM`` and ``torch.nn.GRU``.
 """
 
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 import torch
@@ -170,24 +177,32 @@ def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover 
 
 
 def _eligible(cell, engine: str) -> str | None:
-    """``"lstm"`` or ``"gru"`` where this cell and engine choice can take the compiled kernels,
-    else None."""
+    """``"lstm"`` (the vanilla LSTM: its own kernels), ``"variant"`` (any other LSTM variant but
+    gate recurrence, a projection included: the fused path's forward kernel) or ``"gru"`` where
+    this cell and engine choice can take the compiled kernels, else None. Exact types: a
+    subclass (or a parametrized cell, which torch gives a class of its own) may compute
+    something else."""
     if not (fused.JIT_ENABLED and engine in ("auto", "fused") and cell.weight_ih.device.type == "cpu"
             and cell.weight_ih.dtype in (torch.float32, torch.float64)):
         return None
     if type(cell) is GRUCell:
         return "gru"
-    v = getattr(cell, "variant", None)
-    if (type(cell) is LSTMCell and v.gates == ("i", "f", "g", "o")
-            and not (v.peepholes or v.layer_norm or v.gate_recurrence)
+    if type(cell) is not LSTMCell or cell.variant.gate_recurrence:
+        return None
+    v = cell.variant
+    if (v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm)
             and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size):
         return "lstm"
-    return None
+    return "variant"
+
+
+_OPTIONAL = ("weight_ci", "weight_cf", "weight_co", "ln_hh_weight", "ln_c_weight", "ln_c_bias", "ln_ih_weight")
 
 
 def _prepared(layer):
-    """``(dtype, NumPy views of the weights, "lstm" or "gru", reset_after)`` when the layer can take
-    the compiled kernels, else None.
+    """``(dtype, NumPy views of W_ih, W_hh, b_ih, b_hh, kind, extra)`` when the layer can take the
+    compiled kernels, else None; ``kind`` as :func:`_eligible`, ``extra`` the GRU's reset_after
+    or a variant's kernel configuration and further weights.
 
     Cached on the layer and checked on every call with plain dictionary reads (no
     ``nn.Module.__getattr__``): the same cell, engine, parameter objects and storages. The views
@@ -199,21 +214,28 @@ def _prepared(layer):
     if cell is None:
         return None  # not built yet
     params = cell.__dict__["_parameters"]
-    # four plain reads: a generator over the names costs ~1 us per call
-    w_ih, w_hh, b_ih, b_hh = params.get("weight_ih"), params.get("weight_hh"), params.get("bias_ih"), params.get("bias_hh")
-    if w_ih is None or w_hh is None or b_ih is None or b_hh is None:
-        return None  # a parametrized weight (weight_norm, spectral_norm): computed per call, not stored
     cached = d.get("_stream")
-    if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and cached[2] is w_ih
-            and cached[3] is w_hh and cached[4] is b_ih and cached[5] is b_hh
-            and cached[6] == (w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr())):
-        return cached[7]
-    tensors = (w_ih, w_hh, b_ih, b_hh)
+    if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and len(params) == len(cached[2])
+            and all(map(operator.is_, params.values(), cached[2]))
+            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3]):
+        return cached[4]
+    tensors = tuple(params.values())
+    if any(t is None for t in tensors):
+        return None  # a parameter set to None: the engine path says what it makes of that
     kind = _eligible(cell, d["engine"])
     ready = None
     if kind is not None:
-        ready = (w_ih.dtype, tuple(p.detach().numpy() for p in tensors), kind, getattr(cell, "reset_after", True))
-    d["_stream"] = (cell, d["engine"], *tensors, tuple(p.data_ptr() for p in tensors), ready)
+        main = tuple(params[name].detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        extra = getattr(cell, "reset_after", True)
+        if kind == "variant":
+            npdt = main[0].dtype
+            v = cell.variant
+            opt = tuple(params[name].detach().numpy() if name in params else fused._dummy(1, npdt)
+                        for name in _OPTIONAL)
+            W_hr = params["weight_hr"].detach().numpy() if cell.proj_size else None
+            extra = (fused._lstm_cfg(v, cell.proj_size, False, False), opt, W_hr, v.layer_norm)
+        ready = (cell.weight_ih.dtype, main, kind, extra)
+    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready)
     return ready
 
 
@@ -254,12 +276,35 @@ def _gru(x, weights, h, reset_after, h_out):
     return y
 
 
+def _variant(x, weights, extra, h, c):
+    """``y (B, T, P)`` of any other LSTM variant over ``x (B, T, I)`` through the fused path's
+    forward kernel (``jit.lstm_forward``, nothing saved), which leaves the final state in
+    ``h, c`` (updated in place)."""
+    B, T, I = x.shape
+    W_ih, W_hh, b_ih, b_hh = weights
+    cfg, opt, W_hr, layer_norm = extra
+    zx = np.dot(x.reshape(B * T, I), W_ih.T)
+    if layer_norm:  # the kernel normalises the products, then adds the biases
+        bias = b_ih + b_hh
+    else:
+        zx += b_ih
+        zx += b_hh
+        bias = fused._dummy(1, W_hh.dtype)
+    y = np.empty((B, T, h.shape[1]), W_hh.dtype)
+    d2, d3 = fused._dummy(2, W_hh.dtype), fused._dummy(3, W_hh.dtype)
+    jit.lstm_forward(cfg, zx.reshape(B, T, -1), W_hh, d2 if W_hr is None else W_hr, *opt, bias,
+                     fused._dummy(2, np.bool_), d2, h, c, y, fused._dummy(4, W_hh.dtype), d3, d3, d3, d3, d3,
+                     d2, d3, d2, d3, False)
+    return y
+
+
 def stream_step(layer, x: torch.Tensor):
     """The layer's output for ``x (B, T, I)`` through the compiled kernels, or None when the call
     or the layer is not one they cover (the caller then runs the engine as usual).
 
     A vanilla LSTM takes :func:`lstm_step` for one step at any batch size and :func:`lstm_sequence`
-    for a sequence; a GRU takes :func:`gru_sequence` for either. Sequences (and every GRU call)
+    for a sequence; a GRU takes :func:`gru_sequence`, any other LSTM variant the fused path's
+    forward kernel (:func:`_variant`), for either. Sequences (and every GRU or variant call)
     only up to ``SEQUENCE_MAX_BATCH`` rows, ``SEQUENCE_MAX_UNITS`` units and
     ``SEQUENCE_MAX_GATE_ROWS`` gate rows, where the kernels beat torch's ops."""
     d = layer.__dict__
@@ -276,57 +321,65 @@ def stream_step(layer, x: torch.Tensor):
     ready = _prepared(layer)
     if ready is None:
         return None
-    dtype, weights, kind, reset_after = ready
-    lstm = kind == "lstm"
+    dtype, weights, kind, extra = ready
+    lstm, gru = kind == "lstm", kind == "gru"
     if not (lstm or small):
         return None
     if not x.is_cpu or x.dtype != dtype or shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
         return None
-    H = d["units"]
+    H, P = d["units"], weights[1].shape[1]  # P: the output size (a variant's projection)
     npdt = weights[0].dtype
     stateful = d["stateful"]
     states = d["_states"] if stateful else None
-    keep, owned = None, False  # the carried state's arrays; those this shortcut owns it updates in place
+    owned = False  # whether h, c are the arrays of a carried state this shortcut made: updated in place
     if states is None:
-        h = np.zeros((B, H), dtype=npdt)
-        c = np.zeros((B, H), dtype=npdt) if lstm else None
+        h = np.zeros((B, P), dtype=npdt)
+        c = None if gru else np.zeros((B, H), dtype=npdt)
     elif states[0].shape[0] != B or states[0].dtype != dtype:
         return None  # the engine path explains the batch-size or dtype mismatch
     else:
         mine = d.get("_stream_state")
         if mine is not None and mine[0] is states:
-            keep = h, c = mine[1], mine[2]
+            h, c = mine[1], mine[2]
             owned = True
         else:  # a state from elsewhere (the engine path, the `states` setter): read, never written
             h = states[0].detach().numpy()
-            c = states[1].detach().numpy() if lstm else None
-    if stateful and keep is None:
-        keep = (np.empty((B, H), dtype=npdt), np.empty((B, H), dtype=npdt) if lstm else None)
-    # The new c goes straight into the carried array where there is one (each element of c is
-    # read before it is written, and lstm_sequence copies its initial state first); h into an
-    # array of its own, since it is also the output.
-    c_np = None if not lstm else (keep[1] if keep is not None else np.empty((B, H), dtype=npdt))
-    h_np = np.empty((B, H), dtype=npdt)
+            c = None if gru else states[1].detach().numpy()
     # C-contiguous: a strided view costs ~5 us more in numba's dispatch
     xs = (x.detach() if x.requires_grad else x).numpy()
-    if not lstm:
-        y_np = _gru(np.ascontiguousarray(xs), weights, h, reset_after, h_np)
-    elif T == 1:
-        lstm_step(xs, h, c, *weights, h_np, c_np)
-        y_np = h_np.reshape(B, 1, H)
+    if kind == "variant":
+        if states is not None and not owned:  # its kernel leaves the final state in h, c
+            h, c = h.copy(), c.copy()
+        y_np = _variant(np.ascontiguousarray(xs), weights, extra, h, c)
+        h_np, c_np = y_np[:, -1], c  # the output's final step: apart from the carried h
+        keep = (h, c)
     else:
-        y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
+        # the new h into an array of its own (it is also the output); the new c straight into
+        # the carried array where this shortcut owns one (each element of c is read before it is
+        # written, and lstm_sequence copies its initial state first)
+        h_np = np.empty((B, H), dtype=npdt)
+        c_np = c if owned else (None if gru else np.empty((B, H), dtype=npdt))
+        if gru:
+            y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
+        elif T == 1:
+            lstm_step(xs, h, c, *weights, h_np, c_np)
+            y_np = h_np.reshape(B, 1, H)
+        else:
+            y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
+        if owned:
+            np.copyto(h, h_np)
+        elif stateful:
+            keep = (h_np.copy(), c_np)
     d["_last_engine"] = "fused"
     if stateful:
-        np.copyto(keep[0], h_np)
         if not owned:
             d["_states"] = state = tuple(torch.from_numpy(a) for a in keep if a is not None)
             d["_stream_state"] = (state, *keep)
-        if lstm and d["return_state"]:
+        if c_np is not None and d["return_state"]:
             c_np = c_np.copy()  # a returned state must not change with the carried one
     # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each
     h_t = torch.from_numpy(h_np)
     if not d["return_state"]:
         return torch.from_numpy(y_np) if d["return_sequences"] else h_t
-    final = (h_t, torch.from_numpy(c_np)) if lstm else (h_t,)
+    final = (h_t,) if gru else (h_t, torch.from_numpy(c_np))
     return (torch.from_numpy(y_np) if d["return_sequences"] else h_t, *final)

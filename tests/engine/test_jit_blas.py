@@ -45,6 +45,33 @@ def test_rows_dot_equals_numpy_in_compiled_code(dtype, rows):
     np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
+@njit
+def _rows_product_t(a, w, out):
+    jit._rows_dot_t(a, w, out)
+
+
+@njit
+def _gemm_nt_product(a, w, out):
+    jit._gemm_nt(a, w, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 3, 7, 8, 33])
+def test_the_product_with_a_weight_as_torch_stores_it_equals_numpy(dtype, rows):
+    # out = a @ w.T with w (N, K) as it is: the forward kernel's recurrent and projection products
+    rng = np.random.default_rng(rows)
+    a, w = rng.standard_normal((rows, 19)).astype(dtype), rng.standard_normal((45, 19)).astype(dtype)
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    for product in (_rows_product_t, _gemm_nt_product):
+        out = np.full((rows, 45), np.nan, dtype)
+        product(a, w, out)
+        np.testing.assert_allclose(out, a @ w.T, **tol)
+    with pytest.raises(ValueError, match="shapes of a, w and out"):
+        _gemm_nt_product(a, w[:, :18].copy(), np.zeros((rows, 45), dtype))
+    with pytest.raises(ValueError, match="shapes of a, w and out"):
+        _gemm_nt_product(a, w, np.zeros((rows, 44), dtype))
+
+
 @pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPerformanceWarning")
 def test_gemm_of_non_contiguous_operands_falls_back_to_numpy():
     rng = np.random.default_rng(0)

@@ -47,6 +47,35 @@ def test_the_shortcut_matches_the_reference_loop_in_float64(batch, lengths, retu
     _same_calls(fast, slow, batch, lengths, seed=len(lengths))
 
 
+_VARIANTS = ["lstm1997", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "layernorm"]
+
+
+@pytest.mark.parametrize("options", [{"variant": v} for v in _VARIANTS] + [{"proj_size": 4},
+                                     {"variant": "peephole", "proj_size": 5}],
+                         ids=_VARIANTS + ["projection", "peephole-projection"])
+@pytest.mark.parametrize("batch,lengths", [(3, (1,) * 4), (2, (3, 1, 12))], ids=["one-step", "sequences"])
+def test_every_other_variant_takes_the_fused_forward_kernel_and_matches_the_reference_loop(options, batch, lengths):
+    fast, slow = _pair(return_sequences=True, return_state=True, **options)
+    _same_calls(fast, slow, batch, lengths, seed=len(lengths))
+    with torch.no_grad():
+        x = torch.randn(batch, 2, 3, dtype=torch.float64)
+        mine = tuple(s.clone() for s in fast.states)  # a state set by hand is read, never written
+        fast.states, slow.states = mine, tuple(s.clone() for s in mine)
+        kept = [s.clone() for s in mine]
+        fast(x), slow(x)
+        assert fast.__dict__["_stream_state"][0] is fast.__dict__["_states"]  # the shortcut ran
+        assert all(max_diff(u, v) == 0 for u, v in zip(mine, kept))
+        assert all(max_diff(u, v) < 1e-12 for u, v in zip(fast(x), slow(x)))
+        # without carried state, and an output held stays as it was
+        for layer in (fast, slow):
+            layer.stateful = False
+        a, b = fast(x), slow(x)
+        held = [t.clone() for t in a]
+        assert all(max_diff(u, v) < 1e-12 for u, v in zip(a, b))
+        fast(x)
+        assert all(max_diff(u, v) == 0 for u, v in zip(a, held))
+
+
 def test_float32_matches_torch_lstm_cell_and_sees_weight_updates():
     layer = randomize(LSTM(64, input_size=2, stateful=True), seed=1).eval()
     cell = torch.nn.LSTMCell(2, 64)
@@ -90,9 +119,12 @@ def test_the_shortcut_steps_aside():
         fast.reset_states()
         fast(torch.randn(8, 2, 3, dtype=torch.float64))  # two steps (batch 8: oneDNN's)
         assert fast.engine_in_use == "native"
-        peephole = LSTM(4, variant="peephole", input_size=3)
-        peephole(torch.randn(2, 1, 3))
-        assert peephole.engine_in_use == "reference"  # its own step, as before
+        fgr = LSTM(4, variant="fgr", input_size=3)  # gate recurrence: no compiled kernel
+        fgr(torch.randn(2, 1, 3))
+        assert fgr.engine_in_use == "reference"  # its own step, as before
+        wide = LSTM(1024, variant="peephole", input_size=3)
+        wide(torch.randn(2, 1, 3))  # a variant's step past the size limits: its own step
+        assert wide.engine_in_use == "reference"
         reference = LSTM(4, input_size=3, engine="reference")
         reference(torch.randn(2, 1, 3))
         assert reference.engine_in_use == "reference"
