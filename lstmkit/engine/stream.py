@@ -351,7 +351,7 @@ def stream_step(layer, x: torch.Tensor):
         if states is not None and not owned:  # its kernel leaves the final state in h, c
             h, c = h.copy(), c.copy()
         y_np = _variant(np.ascontiguousarray(xs), weights, extra, h, c)
-        h_np, c_np = y_np[:, -1], c  # the output's final step: apart from the carried h
+        h_np, c_np = y_np[:, -1].copy(), c  # the final h: contiguous, apart from the output and the carried h
         keep = (h, c)
     else:
         # the new h into an array of its own (it is also the output); the new c straight into
@@ -363,7 +363,8 @@ def stream_step(layer, x: torch.Tensor):
             y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
         elif T == 1:
             lstm_step(xs, h, c, *weights, h_np, c_np)
-            y_np = h_np.reshape(B, 1, H)
+            # the output is h; with both the sequence and the state returned, two arrays
+            y_np = h_np.reshape(B, 1, H) if not (d["return_sequences"] and d["return_state"]) else h_np[:, None].copy()
         else:
             y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
         if owned:

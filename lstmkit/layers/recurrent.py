@@ -129,6 +129,19 @@ class Recurrent(Layer):
             self.__dict__["_states"] = tuple(fn(s) for s in states)
         return out
 
+    # A copy (copy.copy, deepcopy, pickle, torch.save) must not inherit the inference shortcut's
+    # caches (engine/stream.py): its arrays are the original's, or copies that no longer share
+    # memory with the copied tensors. Both layers read their state afresh on their next step
+    # (the original too: after a shallow copy both hold the same state tensors).
+    def __getstate__(self):
+        self.__dict__.pop("_stream_state", None)
+        return super().__getstate__()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.pop("_stream_state", None)
+        self.__dict__.pop("_stream", None)
+
     @property
     def states(self) -> tuple[torch.Tensor, ...] | None:
         """The state a stateful layer carries into its next call (None: zeros)."""

@@ -314,3 +314,42 @@ def test_a_trace_under_no_grad_records_torch_ops_not_the_compiled_kernels(make):
         traced = torch.jit.trace(layer, torch.randn(2, 5, 3))
         x = torch.randn(2, 5, 3)
         assert max_diff(traced(x), layer(x)) < 1e-5
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_copied_stateful_layer_and_its_original_carry_their_own_states(how):
+    import copy
+    import pickle
+
+    copier = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda m: pickle.loads(pickle.dumps(m))}[how]
+    fast, slow = _pair()
+    gen = torch.Generator().manual_seed(9)
+    xs = [torch.randn(2, T, 3, generator=gen, dtype=torch.float64) for T in (1, 4, 1, 1, 3)]
+    with torch.no_grad():
+        for x in xs[:2]:
+            fast(x), slow(x)
+        fast2, slow2 = copier(fast), copy.deepcopy(slow)
+        for x in xs[2:]:  # each steps on its own: neither moves the other's state
+            for layer in (fast, slow, fast2, slow2):
+                layer(x)
+        fast2(xs[2]), slow2(xs[2])
+    for a, b in ((fast, slow), (fast2, slow2)):
+        assert all(max_diff(u, v) < 1e-12 for u, v in zip(a.states, b.states))
+    a = fast2(xs[1])  # a graph-building call starts from the same, current state
+    assert max_diff(a, slow2(xs[1])) < 1e-12
+
+
+@pytest.mark.parametrize("options", [{"variant": "peephole"}, {"proj_size": 2}, {}], ids=["peephole", "projection", "vanilla"])
+@pytest.mark.parametrize("T", [1, 4])
+def test_the_returned_final_state_is_contiguous_and_apart_from_the_output(options, T):
+    layer = LSTM(5, input_size=3, return_sequences=True, return_state=True, **options).eval()
+    with torch.no_grad():
+        y, h, c = layer(torch.randn(2, T, 3))
+        assert layer.engine_in_use == "fused" and h.is_contiguous() and c.is_contiguous()
+        h.view(-1)
+        kept = h.clone()
+        y.add_(1.0)  # editing the output in place leaves the returned state alone
+        assert torch.equal(h, kept)
+        layer.return_sequences = False
+        out, h = layer(torch.randn(2, T, 3))[:2]
+        assert out.is_contiguous()
