@@ -372,7 +372,7 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
         return False
     if torch.is_autocast_enabled("cpu"):  # mixed precision: the torch sweep runs the products in bf16
         return False
-    if torch.jit.is_tracing():  # a trace records torch ops only: the torch sweep's
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():  # they see torch ops only: the torch sweep's
         return False
     if variant is not None and variant.gate_recurrence:
         return False

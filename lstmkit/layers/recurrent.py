@@ -169,7 +169,8 @@ class Recurrent(Layer):
     def forward(self, x, initial_state=None, mask=None, lengths=None):
         if (not torch.is_grad_enabled() and type(x) is torch.Tensor
                 and initial_state is None and mask is None and lengths is None
-                and not torch.jit.is_tracing()):  # a trace cannot see into NumPy and numba
+                and not (torch.jit.is_tracing() or torch.compiler.is_compiling())):
+            # (a trace or torch.compile cannot see into NumPy and numba)
             # inference at small batches: one compiled call (engine/stream.py), which checks the
             # rest itself (a 3-D input, a built cell): self.cell alone costs ~1 us here
             out = stream_step(self, x)

@@ -353,3 +353,14 @@ def test_the_returned_final_state_is_contiguous_and_apart_from_the_output(option
         layer.return_sequences = False
         out, h = layer(torch.randn(2, T, 3))[:2]
         assert out.is_contiguous()
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_torch_compile_runs_torch_ops_instead_of_the_compiled_kernels():
+    # dynamo cannot trace into numba's dispatcher: under torch.compile the layer takes torch's ops
+    fast, slow = _pair(variant="peephole")
+    compiled = torch.compile(fast, backend="eager")
+    x = torch.randn(2, 3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(2):
+            assert max_diff(compiled(x), slow(x)) < 1e-12
