@@ -304,6 +304,7 @@ def test_gru_float32_matches_torch_gru_and_steps_aside_above_its_sizes():
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")
 @pytest.mark.parametrize("make", [lambda: LSTM(8, input_size=3), lambda: LSTM(8, variant="peephole", input_size=3),
                                   lambda: GRU(8, input_size=3)], ids=["vanilla", "peephole", "gru"])
 def test_a_trace_under_no_grad_records_torch_ops_not_the_compiled_kernels(make):
