@@ -151,9 +151,10 @@ def _ln_stats(v, n):
     for j in range(n):
         mean += v[j]
     mean /= n
+    m = v.dtype.type(mean)  # the row's dtype in the element loops: float32 rows stay 8 wide
     var = 0.0
     for j in range(n):
-        d = v[j] - mean
+        d = v[j] - m
         var += d * d
     var /= n
     return mean, 1.0 / math.sqrt(var + 1e-5)
@@ -163,8 +164,9 @@ def _ln_stats(v, n):
 def _ln_rows(v, n):
     """In place: normalise v[:n]; returns rstd."""
     mean, rstd = _ln_stats(v, n)
+    m, r = v.dtype.type(mean), v.dtype.type(rstd)
     for j in range(n):
-        v[j] = (v[j] - mean) * rstd
+        v[j] = (v[j] - m) * r
     return rstd
 
 
@@ -176,10 +178,10 @@ def _ln_back(d, xhat, rstd, out, n):
     for j in range(n):
         m1 += d[j]
         m2 += d[j] * xhat[j]
-    m1 /= n
-    m2 /= n
+    t = out.dtype.type  # the sums in float64, the element loop in the row's dtype
+    a1, a2, r = t(m1 / n), t(m2 / n), t(rstd)
     for j in range(n):
-        out[j] = rstd * (d[j] - m1 - xhat[j] * m2)
+        out[j] = r * (d[j] - a1 - xhat[j] * a2)
 
 
 
