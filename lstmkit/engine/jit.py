@@ -298,6 +298,19 @@ def _gemm64(a, b, out, ints, ops, scal):
            ints[2:].ctypes.data, scal[1:].ctypes.data, out.ctypes.data, ints[1:].ctypes.data)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _gemm_operands(a, N, ldb, op_b):
+    """The integer, operation and scalar arguments of ``_gemm32``/``_gemm64`` for ``out (M, N) =
+    a (M, K) @ op(b)``, ``op_b`` "N" (78) or "T" (84) as a byte, ``ldb`` b's leading dimension."""
+    ints = np.empty(4, np.int32)
+    ints[0], ints[1], ints[2], ints[3] = a.shape[0], N, a.shape[1], ldb
+    ops = np.empty(2, np.uint8)
+    ops[0], ops[1] = op_b, 78  # op(b), then "N" for a
+    scal = np.empty(2, a.dtype)
+    scal[0], scal[1] = 1.0, 0.0
+    return ints, ops, scal
+
+
 def _gemm(a, b, out):
     """``out = a @ b`` for C-contiguous ``a (M, K)``, ``b (K, N)``, ``out (M, N)`` of one dtype;
     in compiled code the registered BLAS (this Python body runs only when called from Python)."""
@@ -306,27 +319,28 @@ def _gemm(a, b, out):
 
 if AVAILABLE:
 
+    def _blas_kernel(name, a, b, out):
+        """At typing time: the gemm for these three arrays, or None where one is not C-contiguous
+        (the leading dimensions assume C order; NumPy's dot then)."""
+        if not (a.dtype == b.dtype == out.dtype) or a.dtype not in (types.float32, types.float64):
+            raise TypeError(f"{name}: its three arrays must share float32 or float64, got {a.dtype}, "
+                            f"{b.dtype}, {out.dtype}")
+        if not (a.layout == b.layout == out.layout == "C"):
+            return None
+        return _gemm32 if a.dtype == types.float32 else _gemm64
+
     @overload(_gemm)
     def _gemm_compiled(a, b, out):
-        if not (a.dtype == b.dtype == out.dtype) or a.dtype not in (types.float32, types.float64):
-            raise TypeError(f"_gemm: a, b and out must share float32 or float64, got {a.dtype}, {b.dtype}, "
-                            f"{out.dtype}")
-        if not (a.layout == b.layout == out.layout == "C"):  # the leading dimensions assume C order
+        kernel = _blas_kernel("_gemm", a, b, out)
+        if kernel is None:
             return lambda a, b, out: np.dot(a, b, out)
-        kernel = _gemm32 if a.dtype == types.float32 else _gemm64
 
         def impl(a, b, out):
             # the BLAS reads and writes what the shapes say: a mismatch must raise, not corrupt
             if a.shape[1] != b.shape[0] or out.shape[0] != a.shape[0] or out.shape[1] != b.shape[1]:
                 raise ValueError("_gemm: the shapes of a, b and out do not match")
             # row-major out = a @ b is the column-major out^T = b^T a^T: m = N, n = M, k = K
-            ints = np.empty(4, np.int32)
-            ints[0], ints[1], ints[2], ints[3] = a.shape[0], b.shape[1], a.shape[1], b.shape[1]
-            ops = np.empty(2, np.uint8)
-            ops[0], ops[1] = 78, 78  # "N", "N"
-            scal = np.empty(2, a.dtype)
-            scal[0], scal[1] = 1.0, 0.0
-            kernel(a, b, out, ints, ops, scal)
+            kernel(a, b, out, *_gemm_operands(a, b.shape[1], b.shape[1], 78))  # "N"
 
         return impl
 
@@ -342,24 +356,15 @@ if AVAILABLE:
 
     @overload(_gemm_nt)
     def _gemm_nt_compiled(a, w, out):
-        if not (a.dtype == w.dtype == out.dtype) or a.dtype not in (types.float32, types.float64):
-            raise TypeError(f"_gemm_nt: a, w and out must share float32 or float64, got {a.dtype}, {w.dtype}, "
-                            f"{out.dtype}")
-        if not (a.layout == w.layout == out.layout == "C"):
+        kernel = _blas_kernel("_gemm_nt", a, w, out)
+        if kernel is None:
             return lambda a, w, out: np.dot(a, w.T, out)
-        kernel = _gemm32 if a.dtype == types.float32 else _gemm64
 
         def impl(a, w, out):
             if a.shape[1] != w.shape[1] or out.shape[0] != a.shape[0] or out.shape[1] != w.shape[0]:
                 raise ValueError("_gemm_nt: the shapes of a, w and out do not match")
-            # column-major out^T = (w^T)^T a^T: the (N, K) w read as K x N with leading dimension K, "T"
-            ints = np.empty(4, np.int32)
-            ints[0], ints[1], ints[2], ints[3] = a.shape[0], w.shape[0], a.shape[1], a.shape[1]
-            ops = np.empty(2, np.uint8)
-            ops[0], ops[1] = 84, 78  # "T", "N"
-            scal = np.empty(2, a.dtype)
-            scal[0], scal[1] = 1.0, 0.0
-            kernel(a, w, out, ints, ops, scal)
+            # column-major out^T = (w^T)^T a^T: the (N, K) w read as K x N with leading dimension K
+            kernel(a, w, out, *_gemm_operands(a, w.shape[0], a.shape[1], 84))  # "T"
 
         return impl
 
