@@ -182,18 +182,19 @@ def _eligible(cell, engine: str) -> str | None:
     this cell and engine choice can take the compiled kernels, else None. Exact types: a
     subclass (or a parametrized cell, which torch gives a class of its own) may compute
     something else."""
+    if type(cell) is GRUCell:
+        kind = "gru"
+    elif type(cell) is LSTMCell and not cell.variant.gate_recurrence:
+        v = cell.variant
+        vanilla = (v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm)
+                   and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size)
+        kind = "lstm" if vanilla else "variant"
+    else:
+        return None  # any other cell (a subclass's, or one of a layer built on Recurrent) runs its engine
     if not (fused.JIT_ENABLED and engine in ("auto", "fused") and cell.weight_ih.device.type == "cpu"
             and cell.weight_ih.dtype in (torch.float32, torch.float64)):
         return None
-    if type(cell) is GRUCell:
-        return "gru"
-    if type(cell) is not LSTMCell or cell.variant.gate_recurrence:
-        return None
-    v = cell.variant
-    if (v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm)
-            and v.input_activation == "tanh" and v.output_activation == "tanh" and not cell.proj_size):
-        return "lstm"
-    return "variant"
+    return kind
 
 
 _OPTIONAL = ("weight_ci", "weight_cf", "weight_co", "ln_hh_weight", "ln_c_weight", "ln_c_bias", "ln_ih_weight")
