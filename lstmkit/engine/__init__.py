@@ -84,7 +84,10 @@ def _native_is_faster(cell, x: torch.Tensor) -> bool:
         # Under bf16 autocast the torch sweep stays: it runs its products in bf16.
         if torch.is_autocast_enabled("cpu"):
             return False
-        return not use_jit(None, x.shape[0], 3 * cell.hidden_size, x, training=torch.is_grad_enabled())
+        # training limits only where a graph will be built: a frozen GRU (no parameter or input
+        # needing a gradient) runs the compiled sweep without saving, as in inference
+        training = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in cell.parameters()))
+        return not use_jit(None, x.shape[0], 3 * cell.hidden_size, x, training=training)
     if not isinstance(cell, LSTMCell) or cell.proj_size:
         return False
     B, T = x.shape[0], x.shape[1]

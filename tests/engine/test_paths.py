@@ -137,6 +137,15 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(GRUCell(I, H), "auto", big) == "native"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", big) == "fused"  # torch has no such GRU
     assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "fused"  # no oneDNN kernel on the CPU
+    # between the training and inference limits, a GRU that needs no gradient runs like inference
+    mid = torch.zeros(128, 2, I)
+    wide = GRUCell(I, 256)
+    inference_fits = fused.use_jit(None, 128, 3 * 256, mid, training=False)
+    assert not fused.use_jit(None, 128, 3 * 256, mid) and inference_fits == (fused.JIT_ENABLED and fused._MKL)
+    assert select_engine(wide, "auto", mid) == "native"  # trainable weights, autograd on
+    wide.requires_grad_(False)
+    assert select_engine(wide, "auto", mid) == ("fused" if inference_fits else "native")
+    assert select_engine(wide, "auto", mid.requires_grad_()) == "native"
 
 
 def test_native_refuses_what_it_cannot_compute():
