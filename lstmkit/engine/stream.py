@@ -10,19 +10,21 @@ most of it set-up, where :func:`lstm_sequence` (the input term for all steps as 
 then a compiled loop, one matrix-vector product per row and step), called straight
 from the layer, takes 50-130 us.
 
-:func:`gru_sequence` does the same for the GRU. Every other LSTM variant (peepholes, the coupled
-gate, the Greff et al. ablations, layer norm, a projection; not gate recurrence) runs the fused
-path's forward kernel, ``jit.lstm_forward``, with nothing saved (:func:`_variant`): a peephole
-``LSTM(64)`` step in 45-85 us against 240-290 through its own cell step.
+:func:`gru_sequence` does the same for the GRU, :func:`rnn_sequence` for the Elman RNN (a
+``SimpleRNN(64)`` step 41 us against 124 through torch's cell op, 10 steps 0.22x of the torch
+sweep it ran before). Every other LSTM variant (peepholes, the coupled gate, the Greff et al.
+ablations, layer norm, a projection; not gate recurrence) runs the fused path's forward kernel,
+``jit.lstm_forward``, with nothing saved (:func:`_variant`): a peephole ``LSTM(64)`` step in
+45-85 us against 240-290 through its own cell step.
 
-:func:`stream_step` is the layer's shortcut: it answers a call of an ``LSTM`` or a ``GRU``
-without a graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64,
+:func:`stream_step` is the layer's shortcut: it answers a call of an ``LSTM``, a ``GRU`` or a
+``SimpleRNN`` without a graph (``torch.no_grad`` or ``inference_mode``), on the CPU, in float32 or float64,
 with no mask and no initial state passed in (the layer's carried state or zeros): a vanilla
-LSTM step at any batch size, a sequence (or any GRU or variant call) at small batches. A
+LSTM step at any batch size, a sequence (or any GRU, Elman or variant call) at small batches. A
 carried state it made it updates in place (reading it through ``layer.states`` hands it over
 for good). It returns None for anything else, which then takes the ordinary engine path. Tests
 compare it with the reference loop in float64 and with ``torch.nn.LSTMCell``,
-``torch.nn.LSTM`` and ``torch.nn.GRU``.
+``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
+from lstmkit.cells.rnn import RNNCell
 from lstmkit.engine import fused, jit
 
 
@@ -176,6 +179,42 @@ def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover 
             h_out[b, j] = hs[b, j]
 
 
+@jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def rnn_sequence(zx, h, W_hh, relu, y, h_out):  # pragma: no cover - compiled
+    """The Elman RNN over ``zx (B, T, H)``, each step's input term with both biases: ``y (B, T, H)``
+    receives every step's h, ``h_out`` the final one; tanh, or relu where ``relu``. As
+    :func:`lstm_sequence`: one matrix-vector product per row and step with ``W_hh`` as it is."""
+    B, T, H = zx.shape
+    one = W_hh.dtype.type(1.0)
+    two = W_hh.dtype.type(2.0)
+    zero = W_hh.dtype.type(0.0)
+    zh = np.empty(H, W_hh.dtype)
+    a = np.empty(H, W_hh.dtype)
+    e = np.empty(H, W_hh.dtype)
+    hs = h.copy()
+    for t in range(T):  # every sequence's step t in turn: W_hh stays in cache across the batch
+        for b in range(B):
+            hb, zt, yt = hs[b], zx[b, t], y[b, t]
+            np.dot(W_hh, hb, zh)
+            if relu:
+                for j in range(H):
+                    v = zt[j] + zh[j]
+                    a[j] = v if v > zero else zero
+            else:
+                for j in range(H):  # tanh(v) = 1 - 2 / (e^2v + 1)
+                    e[j] = two * (zt[j] + zh[j])
+                jit._exp(e, a)
+                for j in range(H):
+                    a[j] = one - two / (a[j] + one)
+            for j in range(H):
+                hb[j] = a[j]
+            for j in range(H):
+                yt[j] = a[j]
+    for b in range(B):
+        for j in range(H):
+            h_out[b, j] = hs[b, j]
+
+
 def _eligible(cell, engine: str) -> str | None:
     """``"lstm"`` (the vanilla LSTM: its own kernels), ``"variant"`` (any other LSTM variant but
     gate recurrence, a projection included: the fused path's forward kernel) or ``"gru"`` where
@@ -184,6 +223,8 @@ def _eligible(cell, engine: str) -> str | None:
     something else."""
     if type(cell) is GRUCell:
         kind = "gru"
+    elif type(cell) is RNNCell:
+        kind = "rnn"
     elif type(cell) is LSTMCell and not cell.variant.gate_recurrence:
         v = cell.variant
         vanilla = (v.gates == ("i", "f", "g", "o") and not (v.peepholes or v.layer_norm)
@@ -227,7 +268,7 @@ def _prepared(layer):
     ready = None
     if kind is not None:
         main = tuple(params[name].detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        extra = getattr(cell, "reset_after", True)
+        extra = getattr(cell, "reset_after", True) if kind == "gru" else getattr(cell, "nonlinearity", "") == "relu"
         if kind == "variant":
             npdt = main[0].dtype
             v = cell.variant
@@ -262,6 +303,19 @@ def _sequence(x, weights, h, c, h_out, c_out):
     H = W_hh.shape[1]
     y = np.empty((B, T, H), W_hh.dtype)
     lstm_sequence(zx.reshape(B, T, 4 * H), h, c, W_hh, y, h_out, c_out)
+    return y
+
+
+def _rnn(x, weights, h, relu, h_out):
+    """``y (B, T, H)`` of the Elman RNN over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
+    B, T, I = x.shape
+    W_ih, W_hh, b_ih, b_hh = weights
+    zx = np.dot(x.reshape(B * T, I), W_ih.T)
+    zx += b_ih
+    zx += b_hh
+    H = W_hh.shape[1]
+    y = np.empty((B, T, H), W_hh.dtype)
+    rnn_sequence(zx.reshape(B, T, H), h, W_hh, relu, y, h_out)
     return y
 
 
@@ -304,10 +358,11 @@ def stream_step(layer, x: torch.Tensor):
     or the layer is not one they cover (the caller then runs the engine as usual).
 
     A vanilla LSTM takes :func:`lstm_step` for one step at any batch size and :func:`lstm_sequence`
-    for a sequence; a GRU takes :func:`gru_sequence`, any other LSTM variant the fused path's
-    forward kernel (:func:`_variant`), for either. Sequences (and every GRU or variant call)
-    only up to ``SEQUENCE_MAX_BATCH`` rows, ``SEQUENCE_MAX_UNITS`` units and
-    ``SEQUENCE_MAX_GATE_ROWS`` gate rows, where the kernels beat torch's ops."""
+    for a sequence; a GRU takes :func:`gru_sequence`, an Elman RNN :func:`rnn_sequence`, any other
+    LSTM variant the fused path's forward kernel (:func:`_variant`), for either. Sequences (and
+    every GRU, Elman or variant call) only up to ``SEQUENCE_MAX_BATCH`` rows,
+    ``SEQUENCE_MAX_UNITS`` units and ``SEQUENCE_MAX_GATE_ROWS`` gate rows, where the kernels beat
+    torch's ops."""
     d = layer.__dict__
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
@@ -323,7 +378,7 @@ def stream_step(layer, x: torch.Tensor):
     if ready is None:
         return None
     dtype, weights, kind, extra = ready
-    lstm, gru = kind == "lstm", kind == "gru"
+    lstm, single = kind == "lstm", kind in ("gru", "rnn")  # single: a state (h,) alone
     if not (lstm or small):
         return None
     if not x.is_cpu or x.dtype != dtype or shape[2] != weights[0].shape[1] or torch.is_autocast_enabled("cpu"):
@@ -335,7 +390,7 @@ def stream_step(layer, x: torch.Tensor):
     owned = False  # whether h, c are the arrays of a carried state this shortcut made: updated in place
     if states is None:
         h = np.zeros((B, P), dtype=npdt)
-        c = None if gru else np.zeros((B, H), dtype=npdt)
+        c = None if single else np.zeros((B, H), dtype=npdt)
     elif states[0].shape[0] != B or states[0].dtype != dtype:
         return None  # the engine path explains the batch-size or dtype mismatch
     else:
@@ -345,7 +400,7 @@ def stream_step(layer, x: torch.Tensor):
             owned = True
         else:  # a state from elsewhere (the engine path, the `states` setter): read, never written
             h = states[0].detach().numpy()
-            c = None if gru else states[1].detach().numpy()
+            c = None if single else states[1].detach().numpy()
     # C-contiguous: a strided view costs ~5 us more in numba's dispatch
     xs = (x.detach() if x.requires_grad else x).numpy()
     if kind == "variant":
@@ -359,9 +414,11 @@ def stream_step(layer, x: torch.Tensor):
         # the carried array where this shortcut owns one (each element of c is read before it is
         # written, and lstm_sequence copies its initial state first)
         h_np = np.empty((B, H), dtype=npdt)
-        c_np = c if owned else (None if gru else np.empty((B, H), dtype=npdt))
-        if gru:
+        c_np = c if owned else (None if single else np.empty((B, H), dtype=npdt))
+        if kind == "gru":
             y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
+        elif kind == "rnn":
+            y_np = _rnn(np.ascontiguousarray(xs), weights, h, extra, h_np)
         elif T == 1:
             lstm_step(xs, h, c, *weights, h_np, c_np)
             # the output is h; with both the sequence and the state returned, two arrays
@@ -383,5 +440,5 @@ def stream_step(layer, x: torch.Tensor):
     h_t = torch.from_numpy(h_np)
     if not d["return_state"]:
         return torch.from_numpy(y_np) if d["return_sequences"] else h_t
-    final = (h_t,) if gru else (h_t, torch.from_numpy(c_np))
+    final = (h_t,) if single else (h_t, torch.from_numpy(c_np))
     return (torch.from_numpy(y_np) if d["return_sequences"] else h_t, *final)

@@ -8,8 +8,8 @@ must step aside (to the ordinary engine) for anything it does not cover.
 import pytest
 import torch
 
-from lstmkit.engine import fused, jit
-from lstmkit.layers import GRU, LSTM
+from lstmkit.engine import fused, jit, stream
+from lstmkit.layers import GRU, LSTM, SimpleRNN
 from tests.helpers import max_diff, randomize
 
 pytestmark = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
@@ -301,6 +301,30 @@ def test_gru_float32_matches_torch_gru_and_steps_aside_above_its_sizes():
         ref.weight_hh_l0.data.mul_(0.5)
         x = torch.randn(2, 12, 2)
         assert max_diff(layer(x), ref(x)[0]) < 1e-5
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, True)])
+def test_the_elman_rnn_matches_the_reference_loop_in_float64(nonlinearity, return_sequences, return_state):
+    options = dict(input_size=3, stateful=True, nonlinearity=nonlinearity, return_sequences=return_sequences,
+                   return_state=return_state)
+    fast = randomize(SimpleRNN(7, **options).double(), seed=11).eval()
+    slow = SimpleRNN(7, engine="reference", **options).double().eval()
+    slow.load_state_dict(fast.state_dict())
+    _same_calls(fast, slow, 3, (1, 1, 7, 20, 1), seed=12)  # one-step and sequence calls
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_the_elman_rnn_float32_matches_torch_rnn(nonlinearity):
+    layer = randomize(SimpleRNN(16, input_size=2, nonlinearity=nonlinearity, return_sequences=True), seed=13).eval()
+    ref = torch.nn.RNN(2, 16, nonlinearity=nonlinearity, batch_first=True)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(ref, f"{name}_l0").data.copy_(getattr(layer.cell, name))
+    with torch.no_grad():
+        for B, T in ((1, 1), (4, 12), (9, 12)):  # batch 9: the engine's own path
+            x = torch.randn(B, T, 2)
+            assert max_diff(layer(x), ref(x)[0]) < 1e-5
+    assert stream._prepared(layer)[2] == "rnn"  # the layer takes the shortcut's kernel
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
