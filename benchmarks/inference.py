@@ -4,7 +4,8 @@ Rows, measured in one run:
 
 - one step of a stateful LSTM(64), batch 1 (``x (1, 1, 1)``): ``torch.nn.LSTM`` (the anchor),
   ``torch.nn.LSTMCell``, lstmkit's ``LSTM(stateful=True)`` layer, a peephole variant,
-  ``torch.nn.GRUCell`` and lstmkit's ``GRU(stateful=True)``, and Keras 3 where it is installed;
+  ``torch.nn.GRUCell`` and lstmkit's ``GRU(stateful=True)``, ``torch.nn.RNNCell`` and lstmkit's
+  ``SimpleRNN(stateful=True)``, and Keras 3 where it is installed;
 - ``predict`` on a whole batch: ``Sequential([LSTM(64), Dense(1)]).predict(x)`` against calling
   ``torch.nn.LSTM`` + ``Linear`` directly under ``no_grad`` (what a user would write by hand), and
   against calling the model's own two layers by hand (the same kernels ``predict`` runs: at
@@ -29,7 +30,7 @@ from torch import nn
 from _timing import paired_us, per_call_us
 
 import lstmkit
-from lstmkit.layers import GRU, LSTM, Dense
+from lstmkit.layers import GRU, LSTM, Dense, SimpleRNN
 
 
 def keras_step_us():
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     print(f"# inference benchmark: torch {torch.__version__}, lstmkit {lstmkit.__version__}, "
           f"{args.threads} thread(s), float32; microseconds per call (median)")
     print()
-    print("| one streaming step, LSTM(64) or GRU(64), batch 1 | us per step | ratio to torch.nn.LSTM |")
+    print("| one streaming step, LSTM(64), GRU(64) or SimpleRNN(64), batch 1 | us per step | ratio to torch.nn.LSTM |")
     print("|---|---|---|")
     x = torch.randn(1, 1, 1)
     rows = []
@@ -85,6 +86,9 @@ def main(argv=None) -> int:
         rows.append(("torch.nn.GRUCell", cell_step_us(nn.GRUCell(1, 64), x)))
         gru = GRU(64, input_size=1, stateful=True).eval()
         rows.append(("lstmkit GRU(stateful=True)", per_call_us(lambda: gru(x))))
+        rows.append(("torch.nn.RNNCell", cell_step_us(nn.RNNCell(1, 64), x)))
+        rnn = SimpleRNN(64, input_size=1, stateful=True).eval()
+        rows.append(("lstmkit SimpleRNN(stateful=True)", per_call_us(lambda: rnn(x))))
     keras_us = keras_step_us()
     rows.append(("Keras 3 LSTM(stateful=True)", keras_us))
     anchor = rows[0][1]
