@@ -19,7 +19,7 @@ from lstmkit._validation import check_choice
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
 from lstmkit.cells.rnn import RNNCell
-from lstmkit.engine.fused import run_fused_gru, run_fused_lstm, run_fused_rnn, use_jit
+from lstmkit.engine.fused import run_fused_gru, run_fused_lstm, run_fused_rnn, transforms_active, use_jit
 from lstmkit.engine.native import native_unsupported_reason, run_native
 from lstmkit.engine.reference import run_reference
 
@@ -59,6 +59,11 @@ def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=
         raise ValueError(f"{owner}: engine='fused' has no kernel for {type(cell).__name__}; use 'reference'.")
     if engine != "auto":
         return engine
+    if transforms_active():
+        # torch.func and forward-mode AD: the cell's own torch ops, which they see through (the
+        # compiled kernels lose their batch dimensions and tangents, oneDNN's op has no forward
+        # derivative, and the fused path's backward is hand-written)
+        return "reference"
     if x.shape[1] == 1:
         # One step (streaming inference): the sequence op's set-up costs more than the step. The
         # native path runs ATen's fused cell op then; other cells run their own step.

@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 import torch
+from torch.autograd import forward_ad
 
 from lstmkit.cells.lstm import LN_EPS
 from lstmkit.engine import jit
@@ -366,13 +367,30 @@ JIT_LAYER_NORM_ANY_SIZE = _MKL
 JIT_ENABLED = jit.AVAILABLE and os.environ.get("LSTMKIT_JIT", "1") != "0"
 
 
+_functorch_stack = getattr(torch._C._functorch, "peek_interpreter_stack", lambda: None)
+
+
+def transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (vmap, grad, jvp) or a forward-mode AD level is active:
+    their tensors carry batch dimensions or tangents that NumPy would drop, and torch's fused
+    RNN ops have no forward-mode derivative."""
+    return _functorch_stack() is not None or forward_ad._current_level >= 0
+
+
+def torch_ops_only() -> bool:
+    """Whether a call must run torch ops only, not the NumPy and numba kernels: under
+    ``torch.jit.trace`` or ``torch.compile`` (which see nothing else; a trace would keep the
+    kernels' outputs as constants), or under :func:`transforms_active`."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or transforms_active()
+
+
 def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True) -> bool:
     """Whether the compiled recurrence runs this problem (on the CPU, float32/64, up to a size)."""
     if not JIT_ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
     if torch.is_autocast_enabled("cpu"):  # mixed precision: the torch sweep runs the products in bf16
         return False
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():  # they see torch ops only: the torch sweep's
+    if torch_ops_only():
         return False
     if variant is not None and variant.gate_recurrence:
         return False

@@ -179,7 +179,9 @@ def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover 
             h_out[b, j] = hs[b, j]
 
 
-@jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+# fastmath without "nnan": relu must pass a NaN on as torch's does (with it the compiler may drop
+# the comparison's NaN case, and a NaN input came out as 0)
+@jit.njit(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"}, error_model="numpy", nogil=True)
 def rnn_sequence(zx, h, W_hh, relu, y, h_out):  # pragma: no cover - compiled
     """The Elman RNN over ``zx (B, T, H)``, each step's input term with both biases: ``y (B, T, H)``
     receives every step's h, ``h_out`` the final one; tanh, or relu where ``relu``. As
@@ -199,7 +201,7 @@ def rnn_sequence(zx, h, W_hh, relu, y, h_out):  # pragma: no cover - compiled
             if relu:
                 for j in range(H):
                     v = zt[j] + zh[j]
-                    a[j] = v if v > zero else zero
+                    a[j] = zero if v < zero else v  # NaN < 0 is false: NaN stays NaN
             else:
                 for j in range(H):  # tanh(v) = 1 - 2 / (e^2v + 1)
                     e[j] = two * (zt[j] + zh[j])
@@ -255,11 +257,14 @@ def _prepared(layer):
     cell = d["_modules"].get("cell")
     if cell is None:
         return None  # not built yet
-    params = cell.__dict__["_parameters"]
+    cd = cell.__dict__
+    params = cd["_parameters"]
+    # the settings the kernels read, which a user may change on a built cell
+    settings = (cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size"))
     cached = d.get("_stream")
     if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and len(params) == len(cached[2])
             and all(map(operator.is_, params.values(), cached[2]))
-            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3]):
+            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3] and cached[5] == settings):
         return cached[4]
     tensors = tuple(params.values())
     if any(t is None for t in tensors):
@@ -277,7 +282,7 @@ def _prepared(layer):
             W_hr = params["weight_hr"].detach().numpy() if cell.proj_size else None
             extra = (fused._lstm_cfg(v, cell.proj_size, False, False), opt, W_hr, v.layer_norm)
         ready = (cell.weight_ih.dtype, main, kind, extra)
-    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready)
+    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, settings)
     return ready
 
 

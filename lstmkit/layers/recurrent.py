@@ -35,6 +35,7 @@ from lstmkit.cells.lstm import INITS
 from lstmkit.cells.rnn import NONLINEARITIES
 from lstmkit.cells.variants import LSTMVariant, get_variant
 from lstmkit.engine import ENGINES, dispatch, select_engine
+from lstmkit.engine.fused import torch_ops_only
 from lstmkit.engine.stream import stream_step
 from lstmkit.errors import NotBuiltError
 from lstmkit.layers.base import Layer, register
@@ -135,7 +136,9 @@ class Recurrent(Layer):
     # (the original too: after a shallow copy both hold the same state tensors).
     def __getstate__(self):
         self.__dict__.pop("_stream_state", None)
-        return super().__getstate__()
+        state = dict(super().__getstate__())
+        state.pop("_stream", None)  # NumPy views of the weights: pickled, they would be copies
+        return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -169,8 +172,7 @@ class Recurrent(Layer):
     def forward(self, x, initial_state=None, mask=None, lengths=None):
         if (not torch.is_grad_enabled() and type(x) is torch.Tensor
                 and initial_state is None and mask is None and lengths is None
-                and not (torch.jit.is_tracing() or torch.compiler.is_compiling())):
-            # (a trace or torch.compile cannot see into NumPy and numba)
+                and not torch_ops_only()):  # (a trace, torch.compile, torch.func see torch ops only)
             # inference at small batches: one compiled call (engine/stream.py), which checks the
             # rest itself (a 3-D input, a built cell): self.cell alone costs ~1 us here
             out = stream_step(self, x)

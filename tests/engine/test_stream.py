@@ -389,3 +389,53 @@ def test_torch_compile_runs_torch_ops_instead_of_the_compiled_kernels():
     with torch.no_grad():
         for _ in range(2):
             assert max_diff(compiled(x), slow(x)) < 1e-12
+
+
+def test_a_relu_elman_rnn_passes_nan_on_as_torch_does():
+    layer = SimpleRNN(4, input_size=3, nonlinearity="relu", return_sequences=True).eval()
+    x = torch.randn(1, 3, 3)
+    x[0, 1, 0] = float("nan")
+    with torch.no_grad():
+        y = layer(x)
+    assert layer.engine_in_use == "fused" and not torch.isnan(y[0, 0]).any() and torch.isnan(y[0, 1:]).all()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's own
+@pytest.mark.parametrize("make", [lambda: LSTM(4, input_size=3), lambda: LSTM(4, variant="peephole", input_size=3),
+                                  lambda: GRU(4, input_size=3), lambda: SimpleRNN(4, input_size=3)],
+                         ids=["vanilla", "peephole", "gru", "rnn"])
+def test_torch_func_and_forward_mode_ad_see_the_cells_torch_ops(make):
+    from torch.autograd import forward_ad
+
+    layer = make().eval()
+    ref = make().eval()
+    ref.engine = "reference"
+    ref.load_state_dict(layer.state_dict())
+    x, v = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    with torch.no_grad():
+        _, expected = torch.func.jvp(ref, (x,), (v,))
+        _, tangent = torch.func.jvp(layer, (x,), (v,))
+        assert max_diff(tangent, expected) < 1e-5
+        with forward_ad.dual_level():  # the tangent used to be dropped by the shortcut
+            tangent = forward_ad.unpack_dual(layer(forward_ad.make_dual(x, v))).tangent
+        assert tangent is not None and max_diff(tangent, expected) < 1e-5
+        xs = torch.randn(3, 2, 5, 3)
+        assert max_diff(torch.func.vmap(layer)(xs), torch.stack([ref(xi) for xi in xs])) < 1e-5
+    with torch.no_grad():  # and outside the transforms, the shortcut again
+        layer(x)
+    assert layer.engine_in_use == "fused"
+
+
+def test_a_cell_setting_changed_after_the_first_call_reaches_the_shortcut():
+    import pickle
+
+    layer = SimpleRNN(4, input_size=3, return_sequences=True).eval()
+    ref = SimpleRNN(4, input_size=3, engine="reference", return_sequences=True).eval()
+    ref.load_state_dict(layer.state_dict())
+    x = torch.randn(1, 4, 3)
+    with torch.no_grad():
+        layer(x)
+        layer.cell.nonlinearity = ref.cell.nonlinearity = "relu"
+        assert max_diff(layer(x), ref(x)) < 1e-6
+    assert "_stream" not in layer.__getstate__()  # NumPy copies of the weights are not pickled
+    assert max_diff(pickle.loads(pickle.dumps(layer))(x), ref(x)) < 1e-6
