@@ -297,42 +297,38 @@ SEQUENCE_MAX_UNITS = 512
 SEQUENCE_MAX_GATE_ROWS = 4096
 
 
+def _input_term(x, W_ih, *biases):
+    """Every step's input term at once, ``x (B, T, I) @ W_ih^T`` plus ``biases``, as (B, T, G)."""
+    B, T, I = x.shape
+    zx = np.dot(x.reshape(B * T, I), W_ih.T)
+    for b in biases:
+        zx += b
+    return zx.reshape(B, T, -1)
+
+
 def _sequence(x, weights, h, c, h_out, c_out):
     """``y (B, T, H)`` of a vanilla LSTM over ``x (B, T, I)`` from ``h, c``, the final state into
     ``h_out, c_out``; ``weights`` are NumPy views of the parameters, read where they are."""
-    B, T, I = x.shape
     W_ih, W_hh, b_ih, b_hh = weights
-    zx = np.dot(x.reshape(B * T, I), W_ih.T)  # every step's input term at once
-    zx += b_ih
-    zx += b_hh
-    H = W_hh.shape[1]
-    y = np.empty((B, T, H), W_hh.dtype)
-    lstm_sequence(zx.reshape(B, T, 4 * H), h, c, W_hh, y, h_out, c_out)
+    y = np.empty((x.shape[0], x.shape[1], W_hh.shape[1]), W_hh.dtype)
+    lstm_sequence(_input_term(x, W_ih, b_ih, b_hh), h, c, W_hh, y, h_out, c_out)
     return y
 
 
 def _rnn(x, weights, h, relu, h_out):
     """``y (B, T, H)`` of the Elman RNN over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
-    B, T, I = x.shape
     W_ih, W_hh, b_ih, b_hh = weights
-    zx = np.dot(x.reshape(B * T, I), W_ih.T)
-    zx += b_ih
-    zx += b_hh
-    H = W_hh.shape[1]
-    y = np.empty((B, T, H), W_hh.dtype)
-    rnn_sequence(zx.reshape(B, T, H), h, W_hh, relu, y, h_out)
+    y = np.empty((x.shape[0], x.shape[1], W_hh.shape[1]), W_hh.dtype)
+    rnn_sequence(_input_term(x, W_ih, b_ih, b_hh), h, W_hh, relu, y, h_out)
     return y
 
 
 def _gru(x, weights, h, reset_after, h_out):
-    """``y (B, T, H)`` of the GRU over ``x (B, T, I)`` from ``h``; as :func:`_sequence`."""
-    B, T, I = x.shape
+    """``y (B, T, H)`` of the GRU over ``x (B, T, I)`` from ``h``; as :func:`_sequence` (``b_hh``
+    goes inside the kernel, where the reset gate scales part of it)."""
     W_ih, W_hh, b_ih, b_hh = weights
-    zx = np.dot(x.reshape(B * T, I), W_ih.T)
-    zx += b_ih
-    H = W_hh.shape[1]
-    y = np.empty((B, T, H), W_hh.dtype)
-    gru_sequence(zx.reshape(B, T, 3 * H), h, W_hh, b_hh, reset_after, y, h_out)
+    y = np.empty((x.shape[0], x.shape[1], W_hh.shape[1]), W_hh.dtype)
+    gru_sequence(_input_term(x, W_ih, b_ih), h, W_hh, b_hh, reset_after, y, h_out)
     return y
 
 
@@ -340,19 +336,15 @@ def _variant(x, weights, extra, h, c):
     """``y (B, T, P)`` of any other LSTM variant over ``x (B, T, I)`` through the fused path's
     forward kernel (``jit.lstm_forward``, nothing saved), which leaves the final state in
     ``h, c`` (updated in place)."""
-    B, T, I = x.shape
     W_ih, W_hh, b_ih, b_hh = weights
     cfg, opt, W_hr, layer_norm = extra
-    zx = np.dot(x.reshape(B * T, I), W_ih.T)
     if layer_norm:  # the kernel normalises the products, then adds the biases
-        bias = b_ih + b_hh
+        zx, bias = _input_term(x, W_ih), b_ih + b_hh
     else:
-        zx += b_ih
-        zx += b_hh
-        bias = fused._dummy(1, W_hh.dtype)
-    y = np.empty((B, T, h.shape[1]), W_hh.dtype)
+        zx, bias = _input_term(x, W_ih, b_ih, b_hh), fused._dummy(1, W_hh.dtype)
+    y = np.empty((x.shape[0], x.shape[1], h.shape[1]), W_hh.dtype)
     d2, d3 = fused._dummy(2, W_hh.dtype), fused._dummy(3, W_hh.dtype)
-    jit.lstm_forward(cfg, zx.reshape(B, T, -1), W_hh, d2 if W_hr is None else W_hr, *opt, bias,
+    jit.lstm_forward(cfg, zx, W_hh, d2 if W_hr is None else W_hr, *opt, bias,
                      fused._dummy(2, np.bool_), d2, h, c, y, fused._dummy(4, W_hh.dtype), d3, d3, d3, d3, d3,
                      d2, d3, d2, d3, False)
     return y
