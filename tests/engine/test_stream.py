@@ -364,7 +364,8 @@ def test_a_copied_stateful_layer_and_its_original_carry_their_own_states(how):
     assert max_diff(a, slow2(xs[1])) < 1e-12
 
 
-@pytest.mark.parametrize("options", [{"variant": "peephole"}, {"proj_size": 2}, {}], ids=["peephole", "projection", "vanilla"])
+@pytest.mark.parametrize("options", [{"variant": "peephole"}, {"proj_size": 2}, {}],
+                         ids=["peephole", "projection", "vanilla"])
 @pytest.mark.parametrize("T", [1, 4])
 def test_the_returned_final_state_is_contiguous_and_apart_from_the_output(options, T):
     layer = LSTM(5, input_size=3, return_sequences=True, return_state=True, **options).eval()
