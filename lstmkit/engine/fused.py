@@ -401,6 +401,24 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
     return B * gate_rows <= JIT_MAX_WORK_INFERENCE and (_MKL or gate_rows <= JIT_MAX_GATE_ROWS)
 
 
+# The kernels' batch split over torch's threads (jit.run_rows), where it measured faster with 2
+# threads (docs/performance.md): with slices of at least SPLIT_MIN_ROWS rows, from
+# SPLIT_MIN_UNITS units (layer norm, with more work per row, from fewer). Train step against
+# unsplit: (64, 100, 64, 256) LSTM 0.70x-0.77x, GRU 0.83x; (128, 50, 128, 512) layer norm 0.76x;
+# (64, 100, 32, 128) layer norm 0.73x, but the vanilla LSTM 1.10x and the GRU 0.98x there; slices
+# of 8 or 16 rows 1.03x-1.21x.
+SPLIT_MIN_ROWS = 32
+SPLIT_MIN_UNITS = 256
+SPLIT_MIN_UNITS_LAYER_NORM = 128
+
+
+def row_chunks(layer_norm: bool, B: int, units: int) -> int:
+    """How many slices of the batch the compiled kernels run in parallel (1: no split)."""
+    if units < (SPLIT_MIN_UNITS_LAYER_NORM if layer_norm else SPLIT_MIN_UNITS):
+        return 1
+    return max(1, min(torch.get_num_threads(), B // SPLIT_MIN_ROWS))
+
+
 def _np(t):
     return t.detach().contiguous().numpy()
 
@@ -464,14 +482,16 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
             S["zx_stats"] = torch.empty(B, T, 2, dtype=dt)
             S["zx"] = zx  # the raw input products: the backward normalises them again
     W_hr = _np(p["weight_hr"]) if proj else _dummy(2, npdt)
-    jit.lstm_forward(S["cfg"], _np(zx), _np(p["weight_hh"]), W_hr, opt("weight_ci", 1),
-                     opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
-                     opt("ln_c_bias", 1), opt("ln_ih_weight", 1), _np(bias) if v.layer_norm else _dummy(1, npdt),
-                     S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
-                     _saved(S, "gates", 4, npdt), _saved(S, "c_all", 3, npdt), _saved(S, "tc", 3, npdt),
-                     _saved(S, "h_in", 3, npdt), _saved(S, "hr", 3, npdt), _saved(S, "zh_xhat", 3, npdt),
-                     _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
-                     _saved(S, "zx_stats", 3, npdt), save)
+    args = (S["cfg"], _np(zx), _np(p["weight_hh"]), W_hr, opt("weight_ci", 1),
+            opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1), opt("ln_c_weight", 1),
+            opt("ln_c_bias", 1), opt("ln_ih_weight", 1), _np(bias) if v.layer_norm else _dummy(1, npdt),
+            S["mask"], S["rmask"], h.numpy(), c.numpy(), y.numpy(),
+            _saved(S, "gates", 4, npdt), _saved(S, "c_all", 3, npdt), _saved(S, "tc", 3, npdt),
+            _saved(S, "h_in", 3, npdt), _saved(S, "hr", 3, npdt), _saved(S, "zh_xhat", 3, npdt),
+            _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
+            _saved(S, "zx_stats", 3, npdt), save)
+    # zx, mask, rmask, h, c, y and every saved array have the batch first
+    jit.run_rows(jit.lstm_forward, args, B, (1, *range(12, 27)), chunks=row_chunks(v.layer_norm, B, H))
     return y, (h, c), S
 
 
@@ -496,15 +516,19 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
         dln, dbias = None, None
         ln_out = [_dummy(1, npdt)] * 5
     dln_hh, dln_c_w, dln_c_b, dln_ih, dbias_np = ln_out
-    jit.lstm_backward(S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
-                      opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
-                      opt("ln_c_weight", 1), opt("ln_ih_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(),
-                      S["c_all"].numpy(), S["tc"].numpy(), _saved(S, "zh_xhat", 3, npdt),
-                      _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
-                      _saved(S, "zx", 3, npdt), _saved(S, "zx_stats", 3, npdt),
-                      dZ.numpy(), _dummy(3, npdt) if dZh is None else dZh.numpy(),
-                      _dummy(3, npdt) if dH_new is None else dH_new.numpy(), dpeep.numpy(),
-                      dln_hh, dln_c_w, dln_c_b, dln_ih, dbias_np)
+    args = (S["cfg"], _np(dy), dh.numpy(), dc.numpy(), _np(p["weight_hh"]), opt("weight_hr", 2),
+            opt("weight_ci", 1), opt("weight_cf", 1), opt("weight_co", 1), opt("ln_hh_weight", 1),
+            opt("ln_c_weight", 1), opt("ln_ih_weight", 1), S["mask"], S["rmask"], S["gates"].numpy(),
+            S["c_all"].numpy(), S["tc"].numpy(), _saved(S, "zh_xhat", 3, npdt),
+            _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
+            _saved(S, "zx", 3, npdt), _saved(S, "zx_stats", 3, npdt),
+            dZ.numpy(), _dummy(3, npdt) if dZh is None else dZh.numpy(),
+            _dummy(3, npdt) if dH_new is None else dH_new.numpy(), dpeep.numpy(),
+            dln_hh, dln_c_w, dln_c_b, dln_ih, dbias_np)
+    # dy, dh, dc, the masks, the saved arrays and dZ, dZh, dH_new have the batch first; the
+    # peephole, layer-norm and bias gradients are sums over it
+    jit.run_rows(jit.lstm_backward, args, B, (1, 2, 3, *range(12, 26)), accumulated=range(26, 32),
+                 chunks=row_chunks(v.layer_norm, B, H))
     R = {
         "dZ": dZ, "dZh": dZh, "h_in": S["h_in"], "dH_new": dH_new, "hr": S.get("hr"), "a_prev": None,
         "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
@@ -530,10 +554,12 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
          "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
          "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
     H2 = 2 * h0.shape[1]
-    jit.gru_forward(reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh[:H2].t()),
-                    _np(W_hh[H2:].t()), _np(b_hh),
-                    S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(),
-                    *(_saved(S, key, 3, npdt) for key in ("n", "h_prev", "h_in", "hn")), save)
+    args = (reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh[:H2].t()),
+            _np(W_hh[H2:].t()), _np(b_hh),
+            S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(),
+            *(_saved(S, key, 3, npdt) for key in ("n", "h_prev", "h_in", "hn")), save)
+    # zx, the masks, h, y and the saved arrays have the batch first
+    jit.run_rows(jit.gru_forward, args, B, (3, *range(7, 17)), chunks=row_chunks(False, B, H))
     return y, h, S
 
 
@@ -544,10 +570,12 @@ def _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh):
     dZx = torch.empty(B, T, 3 * H, dtype=dt)
     dZh_rz = torch.empty(B, T, 2 * H, dtype=dt)
     dZh_n = torch.empty(B, T, H, dtype=dt)
-    jit.gru_backward(reset_after, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh[:2 * H]),
-                     _np(W_hh[2 * H:]),
-                     S["mask"], S["rmask"], S["r"].numpy(), S["z"].numpy(), S["n"].numpy(), S["h_prev"].numpy(),
-                     S["h_in"].numpy(), S["hn"].numpy(), dZx.numpy(), dZh_rz.numpy(), dZh_n.numpy())
+    args = (reset_after, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh[:2 * H]),
+            _np(W_hh[2 * H:]),
+            S["mask"], S["rmask"], S["r"].numpy(), S["z"].numpy(), S["n"].numpy(), S["h_prev"].numpy(),
+            S["h_in"].numpy(), S["hn"].numpy(), dZx.numpy(), dZh_rz.numpy(), dZh_n.numpy())
+    # dy, dh, the masks, the saved arrays and the three gradients have the batch first
+    jit.run_rows(jit.gru_backward, args, B, (3, 4, *range(7, 18)), chunks=row_chunks(False, B, H))
     # for reset_after=False the kernel saved r * h_in in "hn": the input of the n block's product
     return {"dZx": dZx, "dZh_rz": dZh_rz, "dZh_n": dZh_n, "h_in": S["h_in"],
             "n_src": S["h_in"] if reset_after else S["hn"], "dh": dh}

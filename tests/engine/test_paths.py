@@ -39,13 +39,17 @@ def inputs(cell, seed):
     return x, state
 
 
-@pytest.fixture(params=["torch-sweep", "compiled-sweep"])
+@pytest.fixture(params=["torch-sweep", "compiled-sweep", "compiled-split"])
 def sweep(request, monkeypatch):
-    """Run the fused path with each of its two recurrences: torch ops, or the numba kernels."""
-    if request.param == "compiled-sweep":
+    """Run the fused path with each of its two recurrences: torch ops, or the numba kernels; the
+    kernels also with the batch split over threads, every row a slice of its own (at these sizes
+    ``row_chunks`` would not split)."""
+    if request.param.startswith("compiled"):
         if not fused.jit.AVAILABLE:
             pytest.fail("numba is a dependency of lstmkit but could not be imported")
         monkeypatch.setattr(fused, "JIT_ENABLED", True)
+        if request.param == "compiled-split":
+            monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units: rows)
     else:
         monkeypatch.setattr(fused, "JIT_ENABLED", False)
     return request.param

@@ -1,0 +1,130 @@
+"""The compiled kernels run on slices of the batch in parallel threads (``jit.run_rows``): the
+same function as one call over the whole batch, and the rule that decides when."""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit.cells import GRUCell, LSTMCell
+from lstmkit.engine import fused, jit, run
+from tests.helpers import max_diff, randomize, weighted_sum
+
+pytestmark = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is a dependency; test_paths fails without it")
+
+B, T, I, H = 20, 5, 4, 8  # 10 or 7 rows a slice: the slices' step products are matrix products
+
+CELLS = {
+    "lstm-vanilla": lambda: LSTMCell(I, H),
+    "lstm-layernorm": lambda: LSTMCell(I, H, variant="layernorm"),
+    "lstm-peephole-proj": lambda: LSTMCell(I, H, variant="peephole", proj_size=5),
+    "lstm-cifg": lambda: LSTMCell(I, H, variant="cifg"),
+    "gru": lambda: GRUCell(I, H),
+    "gru-reset-before": lambda: GRUCell(I, H, reset_after=False),
+}
+
+
+def _outputs_and_grads(cell, x, state, mask, rmask):
+    y, final = run(cell, x, state, mask, rmask, engine="fused")
+    grads = torch.autograd.grad(weighted_sum([y, *final]), [x, *state, *cell.parameters()])
+    return [y, *final], grads
+
+
+@pytest.mark.parametrize("chunks", [2, 3])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_split_batch_equals_one_call(name, chunks, monkeypatch):
+    monkeypatch.setattr(fused, "JIT_ENABLED", True)
+    cell = randomize(CELLS[name]().double(), seed=11)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(B, T, I, generator=gen, dtype=torch.double, requires_grad=True)
+    state = tuple(torch.randn(s.shape, generator=gen, dtype=torch.double).requires_grad_()
+                  for s in cell.initial_state(B))
+    mask = torch.rand(B, T, generator=gen) > 0.25
+    rmask = (torch.rand(B, state[0].shape[1], generator=gen, dtype=torch.double) > 0.3).double() / 0.7
+
+    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units: 1)
+    one_out, one_grads = _outputs_and_grads(cell, x, state, mask, rmask)
+
+    threads = set()
+    single = jit._single_threaded
+
+    def spy(kernel, args):
+        threads.add(threading.current_thread().name)
+        return single(kernel, args)
+
+    monkeypatch.setattr(jit, "_single_threaded", spy)
+    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units: chunks)
+    out, grads = _outputs_and_grads(cell, x, state, mask, rmask)
+    assert any(name.startswith("lstmkit-rows") for name in threads), threads  # slices ran on the pool
+    assert max_diff(out, one_out) < 1e-12
+    assert max_diff(grads, one_grads) < 1e-12
+
+
+def test_row_chunks_rule():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert fused.row_chunks(False, 64, 256) == 2
+        assert fused.row_chunks(False, 63, 256) == 1  # a second slice would have fewer than 32 rows
+        assert fused.row_chunks(False, 64, 255) == 1
+        assert fused.row_chunks(True, 64, 128) == 2  # layer norm: more work per row, split earlier
+        assert fused.row_chunks(True, 64, 127) == 1
+        assert fused.row_chunks(False, 1024, 512) == 2  # never more slices than torch's threads
+        torch.set_num_threads(4)
+        assert fused.row_chunks(False, 96, 512) == 3
+        torch.set_num_threads(1)
+        assert fused.row_chunks(False, 1024, 512) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def _row_sums(x, acc, out):
+    """A stand-in kernel: each row's sum into ``out``, the column sums added into ``acc``."""
+    out[:] = x.sum(1)
+    acc += x.sum(0)
+
+
+def test_run_rows_slices_rows_and_adds_up_accumulators():
+    x = np.arange(30.0).reshape(10, 3)
+    acc, out = np.ones(3), np.zeros(10)
+    jit.run_rows(_row_sums, (x, acc, out), 10, batched=(0, 2), accumulated=(1,), chunks=3)
+    np.testing.assert_array_equal(out, x.sum(1))
+    np.testing.assert_array_equal(acc, 1 + x.sum(0))
+
+
+def test_run_rows_raises_a_slice_error_and_refuses_a_mismatched_argument():
+    def fails_on_late_rows(x):
+        if x[0, 0] >= 15:
+            raise RuntimeError("slice failed")
+
+    x = np.arange(30.0).reshape(10, 3)
+    with pytest.raises(RuntimeError, match="slice failed"):
+        jit.run_rows(fails_on_late_rows, (x,), 10, batched=(0,), chunks=2)
+    with pytest.raises(ValueError, match="argument 0 has 9 rows, not the batch's 10"):
+        jit.run_rows(fails_on_late_rows, (x[:9],), 10, batched=(0,), chunks=2)
+
+
+def _split_in_child(queue):
+    x = np.arange(12.0).reshape(4, 3)
+    acc, out = np.zeros(3), np.zeros(4)
+    jit.run_rows(_row_sums, (x, acc, out), 4, batched=(0, 2), accumulated=(1,), chunks=2)
+    queue.put(out.tolist())
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
+def test_a_forked_child_gets_a_pool_of_its_own():
+    # the parent's pool threads do not exist in a child: reusing its queue would hang forever
+    x = np.arange(12.0).reshape(4, 3)
+    jit.run_rows(_row_sums, (x, np.zeros(3), np.zeros(4)), 4, batched=(0, 2), accumulated=(1,), chunks=2)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the split call hung in a forked child")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == [3.0, 12.0, 21.0, 30.0]
