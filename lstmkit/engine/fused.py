@@ -396,6 +396,13 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
         return False
     if variant is not None and variant.layer_norm and JIT_LAYER_NORM_ANY_SIZE:
         return True
+    # Split over the threads, the kernels' gate algebra no longer runs on one core while the other
+    # waits: that was what the limits below measured. Train step against the torch sweep, split
+    # in two: (128, 50, 128, 512) 0.83x-0.92x, (128, 50, 64, 256) 0.77x, (256, 50, 64, 256) 0.97x,
+    # (64, 100, 64, 512) 0.67x-0.79x (docs/performance.md).
+    units = gate_rows // (3 if variant is None else len(variant.gates))
+    if _MKL and row_chunks(False, B, units) > 1:
+        return True
     if training:
         return gate_rows <= JIT_MAX_GATE_ROWS and B * gate_rows <= JIT_MAX_WORK
     return B * gate_rows <= JIT_MAX_WORK_INFERENCE and (_MKL or gate_rows <= JIT_MAX_GATE_ROWS)

@@ -141,7 +141,18 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(GRUCell(I, H), "auto", big) == "native"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", big) == "fused"  # torch has no such GRU
     assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "fused"  # no oneDNN kernel on the CPU
-    # between the training and inference limits, a GRU that needs no gradient runs like inference
+
+@pytest.fixture
+def threads():
+    """Set torch's thread count for one test (the compiled sweep's limits depend on it)."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_auto_gru_between_the_training_and_inference_limits(threads):
+    # on one thread, a GRU that needs no gradient runs like inference
+    threads(1)
     mid = torch.zeros(128, 2, I)
     wide = GRUCell(I, 256)
     inference_fits = fused.use_jit(None, 128, 3 * 256, mid, training=False)
@@ -150,6 +161,13 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     wide.requires_grad_(False)
     assert select_engine(wide, "auto", mid) == ("fused" if inference_fits else "native")
     assert select_engine(wide, "auto", mid.requires_grad_()) == "native"
+    # on two, the kernels split the batch, and beat torch's GRU loop in training too
+    threads(2)
+    wide.requires_grad_(True)
+    split = fused.JIT_ENABLED and fused._MKL
+    assert fused.use_jit(None, 128, 3 * 256, mid) == split
+    assert select_engine(wide, "auto", mid) == ("fused" if split else "native")
+    assert select_engine(GRUCell(I, 512), "auto", torch.zeros(63, 2, I)) == "native"  # above the limits, no split
 
 
 def test_native_refuses_what_it_cannot_compute():
