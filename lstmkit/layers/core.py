@@ -22,15 +22,33 @@ from torch import nn
 from lstmkit._validation import check_float, check_int
 from lstmkit.layers.base import Layer, deserialize, register, serialize
 
-# Activations by name; every value maps a tensor to a tensor of the same shape.
+def _linear(x):
+    return x
+
+
+def _hard_sigmoid(x):
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def _softmax(x):
+    return torch.softmax(x, dim=-1)
+
+
+def _log_softmax(x):
+    return torch.log_softmax(x, dim=-1)
+
+
+# Activations by name; every value maps a tensor to a tensor of the same shape. Named functions,
+# not lambdas: a layer keeps its activation, and pickle (torch.save of a whole model) cannot
+# store a lambda.
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "linear": lambda x: x,
+    "linear": _linear,
     "relu": torch.relu,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
-    "hard_sigmoid": lambda x: torch.clamp(0.2 * x + 0.5, 0.0, 1.0),
-    "softmax": lambda x: torch.softmax(x, dim=-1),
-    "log_softmax": lambda x: torch.log_softmax(x, dim=-1),
+    "hard_sigmoid": _hard_sigmoid,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
     "elu": F.elu,
     "selu": F.selu,
     "gelu": F.gelu,

@@ -90,14 +90,34 @@ def mape(pred, y):
     return 100.0 * ((pred - y).abs() / y.abs().clamp_min(_EPS)).mean(_last_axis(pred))
 
 
+def _mse_mean(pred, y):
+    return F.mse_loss(pred, _align("mse", pred, y))
+
+
+def _mae_mean(pred, y):
+    return F.l1_loss(pred, _align("mae", pred, y))
+
+
+def _huber_mean(pred, y):
+    return F.huber_loss(pred, _align("huber", pred, y))
+
+
+def _bce_mean(pred, y):
+    return F.binary_cross_entropy(_bce_input(pred), _align("binary_crossentropy", pred, y))
+
+
+def _sparse_cce_mean(pred, y):
+    return F.nll_loss(pred.clamp(_EPS, 1.0 - _EPS).log().reshape(-1, pred.shape[-1]), _class_ids(pred, y).reshape(-1))
+
+
+# The unmasked means as single torch ops. Named functions, not lambdas: a compiled model keeps
+# its loss, and pickle (torch.save of a whole model) cannot store a lambda.
 _MEANS: dict[str, Callable] = {
-    "mse": lambda pred, y: F.mse_loss(pred, _align("mse", pred, y)),
-    "mae": lambda pred, y: F.l1_loss(pred, _align("mae", pred, y)),
-    "huber": lambda pred, y: F.huber_loss(pred, _align("huber", pred, y)),
-    "binary_crossentropy": lambda pred, y: F.binary_cross_entropy(
-        _bce_input(pred), _align("binary_crossentropy", pred, y)),
-    "sparse_categorical_crossentropy": lambda pred, y: F.nll_loss(
-        pred.clamp(_EPS, 1.0 - _EPS).log().reshape(-1, pred.shape[-1]), _class_ids(pred, y).reshape(-1)),
+    "mse": _mse_mean,
+    "mae": _mae_mean,
+    "huber": _huber_mean,
+    "binary_crossentropy": _bce_mean,
+    "sparse_categorical_crossentropy": _sparse_cce_mean,
 }
 
 

@@ -64,6 +64,27 @@ def test_save_load_lazy_models_and_many_layer_kinds(tmp_path):
     np.testing.assert_array_equal(again.predict(z), masked.predict(z))
 
 
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "rmse", "binary_crossentropy", "sparse_categorical_crossentropy"])
+def test_a_whole_compiled_model_pickles(loss, tmp_path):
+    # torch.save(model) is plain PyTorch practice: every activation and loss the model keeps must
+    # pickle (a lambda does not)
+    from lstmkit.layers.core import _ACTIVATIONS
+
+    lstmkit.set_seed(0)
+    hidden = [Dense(3, activation=name) for name in _ACTIVATIONS] + [Dense(3)]
+    head = Dense(3, activation="softmax") if loss == "sparse_categorical_crossentropy" else Dense(1, activation="sigmoid")
+    model = lstmkit.Sequential([LSTM(4, stateful=True), *hidden, head], input_shape=(5, 2), batch_size=4)
+    model.compile("adam", loss)
+    x = np.random.default_rng(0).normal(size=(4, 5, 2)).astype(np.float32)
+    y = np.zeros((4,), np.int64) if loss == "sparse_categorical_crossentropy" else np.full((4, 1), 0.5, np.float32)
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    model.predict(x)  # the stateful layer now carries a state
+    torch.save(model, tmp_path / "whole.pt")
+    again = torch.load(tmp_path / "whole.pt", weights_only=False)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
 def test_wrapped_module_saves_weights_and_loads_into_a_fresh_instance(tmp_path):
     torch.manual_seed(0)
     model = lstmkit.Model(torch.nn.Linear(3, 2))
