@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lstmkit._validation import check_int
-from lstmkit.layers.base import Layer, deserialize, serialize
+from lstmkit.layers.base import deserialize, serialize
 from lstmkit.models.model import Model
 
 

@@ -361,7 +361,7 @@ def test_masking_reaches_the_recurrent_layer_and_the_loss():
     y_changed[:, 3:] = 100.0  # targets on padded steps must not count
     assert model.evaluate(x, y)["loss"] == pytest.approx(model.evaluate(x, y_changed)["loss"])
     with pytest.raises(TypeError, match=r"Sequential: Linear does not support masking but receives a mask"):
-        bad = lstmkit.Sequential([Masking(0.0), torch.nn.Linear(2, 2)], input_shape=(5, 2))
+        lstmkit.Sequential([Masking(0.0), torch.nn.Linear(2, 2)], input_shape=(5, 2))
     ids = lstmkit.Sequential([Embedding(10, 4, mask_zero=True), LSTM(3)], input_shape=(6,))
     assert ids.predict(np.array([[1, 2, 3, 0, 0, 0]])).shape == (1, 3)
 
@@ -441,7 +441,6 @@ def test_tbptt_k_is_chunks_with_the_state_carried_detached():
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     state = None
     for start in (0, 3, 6):  # chunks [0, 3), [3, 6), [6, 7)
-        out, h, c = lstm.__class__.from_config({**lstm.get_config(), "return_state": True}).to(x.dtype), None, None
         lstm.return_state = True
         seq, h, c = lstm(x[:, start:start + 3], initial_state=state)
         lstm.return_state = False

@@ -136,7 +136,7 @@ def test_load_errors_say_what_is_wrong(tmp_path):
 
 def test_loading_never_unpickles(tmp_path):
     # The weights file is safetensors (a JSON header and raw bytes); no pickle opcodes anywhere.
-    path = lstmkit.Sequential([Dense(2)], input_shape=(3,)).save(tmp_path / "m")
+    lstmkit.Sequential([Dense(2)], input_shape=(3,)).save(tmp_path / "m")
     blob = (tmp_path / "m" / "model.safetensors").read_bytes()
     assert b"\x80\x04" not in blob[:16] and blob[8:9] == b"{"
 

@@ -1,7 +1,5 @@
 """`lstmkit generate`: trains on a user's file, reports bits per character, saves, and samples a saved model."""
 
-import pytest
-
 from lstmkit.cli import main
 
 
