@@ -351,9 +351,15 @@ def run_rows(kernel, args, rows: int, batched, accumulated=(), chunks: int = 1):
             for i in accumulated:
                 part[i] = np.zeros_like(args[i])
         calls.append(part)
-    futures = [_executor(chunks - 1).submit(_single_threaded, kernel, part) for part in calls[1:]]
+    futures, here = [], [calls[0]]
+    for part in calls[1:]:
+        try:
+            futures.append(_executor(chunks - 1).submit(_single_threaded, kernel, part))
+        except RuntimeError:  # at interpreter exit no thread can be started: this one runs it
+            here.append(part)
     try:
-        _single_threaded(kernel, calls[0])
+        for part in here:
+            _single_threaded(kernel, part)
     finally:
         for f in futures:  # every slice finishes before the arrays are read or freed
             f.exception()

@@ -2,6 +2,9 @@
 same function as one call over the whole batch, and the rule that decides when."""
 
 import multiprocessing
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -128,3 +131,30 @@ def test_a_forked_child_gets_a_pool_of_its_own():
         pytest.fail("the split call hung in a forked child")
     assert child.exitcode == 0
     assert queue.get(timeout=5) == [3.0, 12.0, 21.0, 30.0]
+
+
+@pytest.mark.parametrize("pool_made_before", [False, True])
+def test_a_split_call_at_interpreter_exit_runs_in_the_calling_thread(pool_made_before):
+    # atexit hooks and finalizers run after the thread pools refuse new work
+    script = textwrap.dedent(f"""
+        import atexit
+        import numpy as np
+        from lstmkit.engine import jit
+
+        def row_sums(x, acc, out):
+            out[:] = x.sum(1)
+            acc += x.sum(0)
+
+        def split():
+            x = np.arange(12.0).reshape(4, 3)
+            acc, out = np.zeros(3), np.zeros(4)
+            jit.run_rows(row_sums, (x, acc, out), 4, batched=(0, 2), accumulated=(1,), chunks=2)
+            return out.tolist(), acc.tolist()
+
+        if {pool_made_before}:
+            split()
+        atexit.register(lambda: print("at exit", split()))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "at exit ([3.0, 12.0, 21.0, 30.0], [18.0, 22.0, 26.0])" in done.stdout
