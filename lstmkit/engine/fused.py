@@ -384,8 +384,9 @@ def torch_ops_only() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or transforms_active()
 
 
-def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True) -> bool:
-    """Whether the compiled recurrence runs this problem (on the CPU, float32/64, up to a size)."""
+def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True, elman: bool = False) -> bool:
+    """Whether the compiled recurrence runs this problem (on the CPU, float32/64, up to a size).
+    ``variant`` None: a GRU (``gate_rows`` 3H), or with ``elman`` an Elman RNN (``gate_rows`` H)."""
     if not JIT_ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
     if torch.is_autocast_enabled("cpu"):  # mixed precision: the torch sweep runs the products in bf16
@@ -396,6 +397,11 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
         return False
     if variant is not None and variant.layer_norm and JIT_LAYER_NORM_ANY_SIZE:
         return True
+    # The Elman RNN's compiled sweep, unsplit, against its torch sweep (train step, 2 threads):
+    # 0.06x at (1, 1000, 1, 64), 0.41x at (16, 500, 8, 64), 0.80x-0.90x up to (128, 50, 64, 256),
+    # 1.02x at (128, 50, 128, 512) (docs/performance.md); split, it lost 4-25% everywhere.
+    if elman:
+        return _MKL or (B * gate_rows <= JIT_MAX_WORK // 3 and gate_rows <= JIT_MAX_GATE_ROWS // 3)
     # Split over the threads, the kernels' gate algebra no longer runs on one core while the other
     # waits: that was what the limits below measured. Train step against the torch sweep, split
     # in two: (128, 50, 128, 512) 0.83x-0.92x, (128, 50, 64, 256) 0.77x, (256, 50, 64, 256) 0.97x,
@@ -723,31 +729,71 @@ class _FusedRNN(torch.autograd.Function):
     def backward(ctx, dy, dhT):
         x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
         B, T, _ = x.shape
-        masks = _mask_steps(mask, T)
-        dys = dy.unbind(1)
-        dh = torch.zeros_like(dys[0]) if dhT is None else dhT
-        hs, h_ins = ctx.saved["h"], ctx.saved["h_in"]
-        dZ = [None] * T
-        for t in reversed(range(T)):
-            m = masks[t]
-            dh_new, dh_pass = _split(m, dh)
-            dh_new = dh_new + (dys[t] if m is None else torch.where(m, dys[t], torch.zeros_like(dys[t])))
-            h = hs[t]
-            dz = dh_new * (h > 0).to(h.dtype) if ctx.relu else dh_new * (1.0 - h * h)
-            dZ[t] = dz
-            dh_in = dz @ W_hh
-            dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
-        dZ_all = _flat(torch.stack(dZ, dim=1))
-        dW_hh = dZ_all.t() @ _flat(torch.stack(h_ins, dim=1))
+        S = ctx.saved
+        sweep = _rnn_sweep_jit if S.get("jit") else _rnn_sweep_torch
+        dZ_all, h_in_all, dh = sweep(ctx.relu, mask, rmask, W_hh, S, dy, dhT)
+        dZ_all = _flat(dZ_all)
+        dW_hh = dZ_all.t() @ _flat(h_in_all)
         dW_ih = dZ_all.t() @ _flat(x)
         dx = (dZ_all @ W_ih).view(B, T, -1)
         db = dZ_all.sum(0)
         return None, dx, None, None, dh, dW_ih, dW_hh, db, db
 
 
+def _rnn_sweep_torch(relu, mask, rmask, W_hh, S, dy, dh):
+    """The backward sweep with torch ops: ``(dZ (B, T, H), h_in (B, T, H), dh0)``."""
+    T = dy.shape[1]
+    masks = _mask_steps(mask, T)
+    dys = dy.unbind(1)
+    dh = torch.zeros_like(dys[0]) if dh is None else dh
+    hs = S["h"]
+    dZ = [None] * T
+    for t in reversed(range(T)):
+        m = masks[t]
+        dh_new, dh_pass = _split(m, dh)
+        dh_new = dh_new + (dys[t] if m is None else torch.where(m, dys[t], torch.zeros_like(dys[t])))
+        h = hs[t]
+        dz = dh_new * (h > 0).to(h.dtype) if relu else dh_new * (1.0 - h * h)
+        dZ[t] = dz
+        dh_in = dz @ W_hh
+        dh = _add(dh_in if rmask is None else dh_in * rmask, dh_pass)
+    return torch.stack(dZ, dim=1), torch.stack(S["h_in"], dim=1), dh
+
+
+def _rnn_forward_jit(relu, zx, mask, rmask, h0, W_hh, save):
+    B, T, H = zx.shape
+    dt = zx.dtype
+    npdt = np.float32 if dt == torch.float32 else np.float64
+    h = h0.detach().clone().contiguous()
+    y = torch.empty(B, T, H, dtype=dt)
+    S = {"jit": True, "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
+         "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
+    if save:
+        # h_in feeds the weight-gradient product at masked steps too: numbers, not garbage
+        S["h"], S["h_in"] = torch.empty(B, T, H, dtype=dt), torch.zeros(B, T, H, dtype=dt)
+    args = (relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
+            h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
+    jit.rnn_forward(*args)  # unsplit: its little work per row lost to the split's cost
+    return y, h, S
+
+
+def _rnn_sweep_jit(relu, mask, rmask, W_hh, S, dy, dh):
+    B, T, H = dy.shape
+    dt = dy.dtype
+    dh = torch.zeros(B, H, dtype=dt) if dh is None else dh.detach().clone().contiguous()
+    dZ = torch.empty(B, T, H, dtype=dt)
+    args = (relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"], S["rmask"],
+            S["h"].numpy(), dZ.numpy())
+    jit.rnn_backward(*args)
+    return dZ, S["h_in"], dh
+
+
 def _rnn_forward(relu, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
     B, T, _ = x.shape
-    zx = torch.addmm(b_ih + b_hh, _flat(x), W_ih.t()).view(B, T, -1).unbind(1)
+    zx = torch.addmm(b_ih + b_hh, _flat(x), W_ih.t()).view(B, T, -1)
+    if use_jit(None, B, W_hh.shape[0], x, training=save, elman=True):
+        return _rnn_forward_jit(relu, zx, mask, rmask, h, W_hh, save)
+    zx = zx.unbind(1)
     act = torch.relu if relu else torch.tanh
     masks = _mask_steps(mask, T)
     S = {"h": [], "h_in": []} if save else None

@@ -1069,3 +1069,109 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
                     dhb[k] = dirb[k] + accb[k]
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Elman RNN
+#
+# fastmath without "nnan": relu must pass a NaN on as torch's does (with it the compiler may drop
+# the comparison's NaN case; stream.rnn_sequence found a NaN input coming out as 0)
+_RNN_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_ZERO = _F32(0.0)
+
+
+@njit(cache=True, fastmath=_RNN_FASTMATH, error_model="numpy", nogil=True)
+def rnn_forward(relu, has_mask, has_rmask, zx, W_hh, mask, rmask, h, y, h_all, h_in_all, save):
+    """Elman RNN forward recurrence, ``h_t = act(zx_t + W_hh h_in)``, ``act`` tanh or relu:
+    ``zx (B, T, H)`` holds each step's input term and both biases; ``W_hh (H, H)`` is the
+    recurrent weight as torch stores it; ``h (B, H)`` is updated in place to the final state;
+    ``y (B, T, H)`` receives the outputs (0 at a masked step, whose state passes unchanged).
+    Saved: each step's new h (``h_all``, what the activation's derivative reads) and the
+    product's input ``h_in`` (``h_in_all``, for the weight gradient; rows the caller zeroed stay
+    so at masked steps). As lstm_forward: passes over the whole batch, one _exp for the tanh."""
+    B, T, H = zx.shape
+    dt = zx.dtype
+    h_in = np.empty((B, H), dt)
+    zh = np.empty((B, H), dt)
+    hv = np.empty((B, H), dt)
+    a_flat, e_flat = np.empty(B * H, dt), np.empty(B * H, dt)
+    a, e = a_flat.reshape((B, H)), e_flat.reshape((B, H))
+    # as lstm_forward: up to _GEMV_MAX_ROWS rows a matrix-vector product per row on W_hh^T, made
+    # once where enough row-steps pay for the copy
+    transposed = B <= _GEMV_MAX_ROWS and 2 * B * T >= H
+    W_hhT = np.ascontiguousarray(W_hh.T) if transposed else np.empty((0, 0), dt)
+    for t in range(T):
+        for b in range(B):
+            _scale_row(h[b], h_in[b], rmask, b, has_rmask)
+        if transposed:
+            _rows_dot(h_in, W_hhT, zh)
+        else:
+            _rows_dot_t(h_in, W_hh, zh)
+        if relu:
+            for b in range(B):
+                z, zr, out = zh[b], zx[b, t], hv[b]
+                for j in range(H):
+                    v = z[j] + zr[j]
+                    out[j] = _ZERO if v < _ZERO else v  # NaN < 0 is false: NaN stays NaN
+        else:
+            for b in range(B):
+                z, zr, arg = zh[b], zx[b, t], a[b]
+                for j in range(H):
+                    arg[j] = _TWO * (z[j] + zr[j])
+            _exp(a_flat, e_flat)
+            for b in range(B):
+                eb, out = e[b], hv[b]
+                for j in range(H):
+                    out[j] = _tanh_of_exp(eb[j])
+        for b in range(B):
+            yb = y[b, t]
+            if has_mask and not mask[b, t]:
+                for j in range(H):
+                    yb[j] = 0.0
+                continue
+            hb, out = h[b], hv[b]
+            for j in range(H):
+                hb[j] = out[j]
+            for j in range(H):
+                yb[j] = out[j]
+            if save:
+                dst = h_all[b, t]
+                for j in range(H):
+                    dst[j] = out[j]
+                src, dst = h_in[b], h_in_all[b, t]
+                for j in range(H):
+                    dst[j] = src[j]
+
+
+@njit(cache=True, fastmath=_RNN_FASTMATH, error_model="numpy", nogil=True)
+def rnn_backward(relu, has_mask, has_rmask, dy, dh, W_hh, mask, rmask, h_all, dZ):
+    """Elman RNN backward sweep: fills ``dZ (B, T, H)``, the gradient wrt each step's
+    pre-activation (0 at masked steps), and leaves the gradient wrt the initial state in ``dh``
+    (a masked step passes it through unchanged). ``W_hh (H, H)`` as torch stores it."""
+    B, T, H = dy.shape
+    dt = dy.dtype
+    src = np.empty((B, H), dt)
+    dh_in = np.empty((B, H), dt)
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            sb, dz = src[b], dZ[b, t]
+            if has_mask and not mask[b, t]:
+                for j in range(H):
+                    sb[j] = 0.0
+                for j in range(H):
+                    dz[j] = 0.0
+                continue
+            dhb, dyb, hb = dh[b], dy[b, t], h_all[b, t]
+            if relu:  # times 0 or 1, as torch's backward: a NaN gradient stays NaN
+                for j in range(H):
+                    sb[j] = (dhb[j] + dyb[j]) * (_ONE if hb[j] > _ZERO else _ZERO)
+            else:
+                for j in range(H):
+                    sb[j] = (dhb[j] + dyb[j]) * (_ONE - hb[j] * hb[j])
+            for j in range(H):
+                dz[j] = sb[j]
+        _rows_dot(src, W_hh, dh_in)  # (B, H): the whole batch's recurrent gradient
+        for b in range(B):
+            if has_mask and not mask[b, t]:
+                continue
+            _scale_row(dh_in[b], dh[b], rmask, b, has_rmask)

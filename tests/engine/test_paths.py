@@ -196,6 +196,9 @@ def test_compiled_sweep_is_chosen_for_small_problems_only():
     assert fused.use_jit(LSTMCell(I, H).variant, 1, 4 * H, x) == fused.JIT_ENABLED
     assert not fused.use_jit(LSTMCell(I, H).variant, 10**6, 4 * H, x)
     assert not fused.use_jit(LSTMCell(I, H, variant="fgr").variant, 1, 4 * H, x)
+    # the Elman RNN's compiled sweep: at every size with torch's MKL
+    assert fused.use_jit(None, 10**6, H, x, elman=True) == (fused.JIT_ENABLED and fused._MKL)
+    assert fused.use_jit(None, 1, H, x, elman=True) == fused.JIT_ENABLED
 
 
 def test_single_step_runs_the_fused_cell_op_or_the_cell_step():
@@ -250,6 +253,21 @@ def test_masked_steps_never_read_uninitialised_memory(name, sweep, monkeypatch):
     ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state, RAGGED_MASK)
     out, grads = outputs_and_grads(cell, "fused", x, state, RAGGED_MASK)
     assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
+
+
+def test_relu_rnn_passes_nan_on_as_torch_does(sweep):
+    # the compiled Elman kernels run without fastmath's no-NaN flag: a relu must not turn NaN into 0
+    cell = randomize(CELLS["rnn-relu"]().double(), seed=2)
+    x, state = inputs(cell, seed=8)
+    x = x.detach().clone()
+    x[1, 2, 0] = float("nan")
+    x.requires_grad_()
+    y_ref, _ = run(cell, x, state, engine="reference")
+    y, _ = run(cell, x, state, engine="fused")
+    assert torch.equal(torch.isnan(y), torch.isnan(y_ref)) and bool(torch.isnan(y[1, 2:]).all())
+    (g_ref,) = torch.autograd.grad(y_ref.nan_to_num().sum(), x)
+    (g,) = torch.autograd.grad(y.nan_to_num().sum(), x)
+    assert torch.equal(torch.isnan(g), torch.isnan(g_ref))
 
 
 @pytest.mark.parametrize("name", ["lstm-vanilla", "lstm-fgr", "gru", "rnn-tanh"])
