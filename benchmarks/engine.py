@@ -8,6 +8,7 @@ For each size (batch, time, input, hidden) it times the forward pass and the tra
 - lstmkit's fused path for the peephole, cifg, layernorm and lstm1997 variants, and the GRU
   (its fused path and what ``auto`` picks),
 - torch.nn.GRU, for the GRU's engine choice,
+- lstmkit's SimpleRNN (the Elman RNN, what ``auto`` picks) and torch.nn.RNN,
 - Keras 3 (whatever backend it is configured with) where it is installed, timed in the same
   rounds as the other rows.
 
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from lstmkit.engine import fused, jit
-from lstmkit.layers import GRU, LSTM
+from lstmkit.layers import GRU, LSTM, SimpleRNN
 
 SIZES = [(1, 1000, 1, 64), (16, 500, 8, 64), (32, 100, 32, 128), (64, 100, 64, 256), (128, 50, 128, 512)]
 QUICK_SIZES = [(1, 100, 1, 32), (16, 50, 8, 32)]
@@ -67,6 +68,8 @@ def candidates(I: int, H: int):
     rows.append(("GRU auto", lambda: GRU(H, input_size=I, return_sequences=True), False))
     rows.append(("GRU fused", lambda: GRU(H, input_size=I, return_sequences=True, engine="fused"), False))
     rows.append(("torch.nn.GRU", lambda: nn.GRU(I, H, batch_first=True), True))
+    rows.append(("SimpleRNN auto", lambda: SimpleRNN(H, input_size=I, return_sequences=True), False))
+    rows.append(("torch.nn.RNN", lambda: nn.RNN(I, H, batch_first=True), True))
     return rows
 
 
@@ -130,6 +133,8 @@ def gate_blocks(module) -> int:
     """G, the number of gate blocks of H rows each the cell's products compute."""
     if isinstance(module, (nn.GRU, GRU)):
         return 3
+    if isinstance(module, (nn.RNN, SimpleRNN)):
+        return 1
     if isinstance(module, LSTM):
         return len(module.cell.variant.gates)
     return 4
@@ -150,8 +155,13 @@ def main(argv=None) -> int:
                         help="skip the reference loop when B*T*H exceeds this (it is slow)")
     parser.add_argument("--size", action="append", metavar="B,T,I,H",
                         help="run this size only (repeatable), e.g. --size 32,100,32,128")
+    parser.add_argument("--keep-denormals", action="store_true",
+                        help="leave denormal floats on (by default they are flushed to zero: a tanh RNN's "
+                             "vanishing gradient otherwise runs 10-100x slower on them, which times the CPU's "
+                             "denormal handling rather than the paths)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    flushed = not args.keep_denormals and torch.set_flush_denormal(True)
     torch.manual_seed(0)
     sizes = SIZES if args.sizes == "all" else QUICK_SIZES
     if args.size:
@@ -161,6 +171,7 @@ def main(argv=None) -> int:
     print(f"# compiled sweep: {'on' if fused.JIT_ENABLED else 'off (LSTMKIT_JIT=0 or no numba)'}, "
           f"its matrix product through {jit.BLAS}")
     print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
+    print(f"# denormals: {'flushed to zero (torch.set_flush_denormal)' if flushed else 'kept'}")
     peak = gemm_peak_gflops()
     print(f"# fp32 peak, the fastest square float32 torch.mm of this run: {peak:.0f} GFLOP/s")
     print()
