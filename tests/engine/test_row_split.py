@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,18 +110,25 @@ def test_run_rows_raises_a_slice_error_and_refuses_a_mismatched_argument():
         jit.run_rows(fails_on_late_rows, (x[:9],), 10, batched=(0,), chunks=2)
 
 
-def _split_in_child(queue):
+def split_example():
+    """A split call of the stand-in kernel on a 4-row batch: ``(row sums, column sums)``."""
     x = np.arange(12.0).reshape(4, 3)
     acc, out = np.zeros(3), np.zeros(4)
     jit.run_rows(_row_sums, (x, acc, out), 4, batched=(0, 2), accumulated=(1,), chunks=2)
-    queue.put(out.tolist())
+    return out.tolist(), acc.tolist()
+
+
+EXAMPLE = ([3.0, 12.0, 21.0, 30.0], [18.0, 22.0, 26.0])
+
+
+def _split_in_child(queue):
+    queue.put(split_example())
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
 def test_a_forked_child_gets_a_pool_of_its_own():
     # the parent's pool threads do not exist in a child: reusing its queue would hang forever
-    x = np.arange(12.0).reshape(4, 3)
-    jit.run_rows(_row_sums, (x, np.zeros(3), np.zeros(4)), 4, batched=(0, 2), accumulated=(1,), chunks=2)
+    assert split_example() == EXAMPLE
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_split_in_child, args=(queue,))
@@ -130,31 +138,23 @@ def test_a_forked_child_gets_a_pool_of_its_own():
         child.kill()
         pytest.fail("the split call hung in a forked child")
     assert child.exitcode == 0
-    assert queue.get(timeout=5) == [3.0, 12.0, 21.0, 30.0]
+    assert queue.get(timeout=5) == EXAMPLE
 
 
 @pytest.mark.parametrize("pool_made_before", [False, True])
 def test_a_split_call_at_interpreter_exit_runs_in_the_calling_thread(pool_made_before):
     # atexit hooks and finalizers run after the thread pools refuse new work
+    root = str(Path(__file__).resolve().parents[2])
     script = textwrap.dedent(f"""
         import atexit
-        import numpy as np
-        from lstmkit.engine import jit
-
-        def row_sums(x, acc, out):
-            out[:] = x.sum(1)
-            acc += x.sum(0)
-
-        def split():
-            x = np.arange(12.0).reshape(4, 3)
-            acc, out = np.zeros(3), np.zeros(4)
-            jit.run_rows(row_sums, (x, acc, out), 4, batched=(0, 2), accumulated=(1,), chunks=2)
-            return out.tolist(), acc.tolist()
+        import sys
+        sys.path.insert(0, {root!r})
+        from tests.engine.test_row_split import split_example
 
         if {pool_made_before}:
-            split()
-        atexit.register(lambda: print("at exit", split()))
+            split_example()
+        atexit.register(lambda: print("at exit", split_example()))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "at exit ([3.0, 12.0, 21.0, 30.0], [18.0, 22.0, 26.0])" in done.stdout
+    assert f"at exit {EXAMPLE}" in done.stdout
