@@ -771,9 +771,9 @@ def _rnn_forward_jit(relu, zx, mask, rmask, h0, W_hh, save):
     if save:
         # h_in feeds the weight-gradient product at masked steps too: numbers, not garbage
         S["h"], S["h_in"] = torch.empty(B, T, H, dtype=dt), torch.zeros(B, T, H, dtype=dt)
-    args = (relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
-            h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
-    jit.rnn_forward(*args)  # unsplit: its little work per row lost to the split's cost
+    # unsplit: its little work per row lost to the split's cost (docs/performance.md)
+    jit.rnn_forward(relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
+                    h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
     return y, h, S
 
 
@@ -782,9 +782,8 @@ def _rnn_sweep_jit(relu, mask, rmask, W_hh, S, dy, dh):
     dt = dy.dtype
     dh = torch.zeros(B, H, dtype=dt) if dh is None else dh.detach().clone().contiguous()
     dZ = torch.empty(B, T, H, dtype=dt)
-    args = (relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"], S["rmask"],
-            S["h"].numpy(), dZ.numpy())
-    jit.rnn_backward(*args)
+    jit.rnn_backward(relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"],
+                     S["rmask"], S["h"].numpy(), dZ.numpy())
     return dZ, S["h_in"], dh
 
 
