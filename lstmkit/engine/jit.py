@@ -293,9 +293,9 @@ if AVAILABLE:
 #
 # A kernel's gate algebra runs on one core while the step's product runs on torch's threads; the
 # other core waits. The sequences of a batch are independent, so a kernel can instead run on
-# slices of the batch in parallel, one thread each, every slice's product single-threaded
-# (measured in docs/performance.md: layer norm's kernels at (64, 100, 64, 256) 0.74x-0.79x, at
-# (32, 100, 32, 128) 0.81x-0.91x; the vanilla kernels gain from 1,024 gate rows on only).
+# slices of the batch in parallel, one thread each, every slice's product single-threaded. Where
+# that pays (slices of 32 rows or more, wide enough layers) is fused.row_chunks's rule, measured
+# in docs/performance.md.
 
 _pool = None  # (pid, workers, ThreadPoolExecutor): made on first use, and again in a forked child
 
@@ -1067,8 +1067,6 @@ def gru_backward(reset_after, has_mask, has_rmask, dy, dh, W_rz, W_n, mask, rmas
             else:
                 for k in range(H):
                     dhb[k] = dirb[k] + accb[k]
-
-
 
 
 # ---------------------------------------------------------------------------------------------

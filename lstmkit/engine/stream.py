@@ -179,9 +179,9 @@ def gru_sequence(zx, h, W_hh, b_hh, reset_after, y, h_out):  # pragma: no cover 
             h_out[b, j] = hs[b, j]
 
 
-# fastmath without "nnan": relu must pass a NaN on as torch's does (with it the compiler may drop
-# the comparison's NaN case, and a NaN input came out as 0)
-@jit.njit(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"}, error_model="numpy", nogil=True)
+# fastmath without "nnan" (jit._RNN_FASTMATH): relu must pass a NaN on as torch's does (with it
+# the compiler may drop the comparison's NaN case, and a NaN input came out as 0)
+@jit.njit(cache=True, fastmath=jit._RNN_FASTMATH, error_model="numpy", nogil=True)
 def rnn_sequence(zx, h, W_hh, relu, y, h_out):  # pragma: no cover - compiled
     """The Elman RNN over ``zx (B, T, H)``, each step's input term with both biases: ``y (B, T, H)``
     receives every step's h, ``h_out`` the final one; tanh, or relu where ``relu``. As
