@@ -462,6 +462,14 @@ def _lstm_cfg(v, proj, has_mask, has_rmask):
                      int(v.layer_norm), int(bool(proj)), int(has_mask), int(has_rmask), *peep], dtype=np.int64)
 
 
+def _kernel_masks(mask, rmask, B, T, P, npdt):
+    """``mask`` and ``rmask`` as the kernels read them, ``mask[b, t]`` and ``rmask[b]``: broadcast
+    to (B, T) and (B, P), as the torch paths broadcast them (the kernels do not check bounds: a
+    (1, T) mask read as (B, T) would read past its end), or placeholders where absent."""
+    return (_np(mask.expand(B, T)) if mask is not None else _dummy(2, np.bool_),
+            _np(rmask.expand(B, P)) if rmask is not None else _dummy(2, npdt))
+
+
 def _saved(S, key, ndim, npdt):
     """A saved tensor's array for the kernels, or the placeholder where it was not kept."""
     t = S.get(key)
@@ -477,8 +485,7 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
     h, c = h0.detach().clone().contiguous(), c0.detach().clone().contiguous()
     y = torch.empty(B, T, P, dtype=dt)
     S = {"jit": True, "cfg": _lstm_cfg(v, proj, mask is not None, rmask is not None)}
-    S["mask"] = _np(mask) if mask is not None else _dummy(2, np.bool_)
-    S["rmask"] = _np(rmask) if rmask is not None else _dummy(2, npdt)
+    S["mask"], S["rmask"] = _kernel_masks(mask, rmask, B, T, P, npdt)
     zx = zx.contiguous()
     if save:
         S["gates"], S["tc"] = torch.empty(B, T, 4, H, dtype=dt), torch.empty(B, T, H, dtype=dt)
@@ -563,9 +570,8 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
     zeros = lambda: torch.zeros(B, T, H, dtype=dt) if save else None  # noqa: E731
     # h_in and hn feed the weight-gradient products at masked steps too: numbers, not garbage
     S = {"jit": True, "r": torch.empty(B, T, H, dtype=dt), "z": torch.empty(B, T, H, dtype=dt),
-         "n": full(), "h_prev": full(), "h_in": zeros(), "hn": zeros(),
-         "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
-         "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
+         "n": full(), "h_prev": full(), "h_in": zeros(), "hn": zeros()}
+    S["mask"], S["rmask"] = _kernel_masks(mask, rmask, B, T, H, npdt)
     H2 = 2 * h0.shape[1]
     args = (reset_after, mask is not None, rmask is not None, _np(zx), _np(W_hh[:H2].t()),
             _np(W_hh[H2:].t()), _np(b_hh),
@@ -766,8 +772,8 @@ def _rnn_forward_jit(relu, zx, mask, rmask, h0, W_hh, save):
     npdt = np.float32 if dt == torch.float32 else np.float64
     h = h0.detach().clone().contiguous()
     y = torch.empty(B, T, H, dtype=dt)
-    S = {"jit": True, "mask": _np(mask) if mask is not None else _dummy(2, np.bool_),
-         "rmask": _np(rmask) if rmask is not None else _dummy(2, npdt)}
+    S = {"jit": True}
+    S["mask"], S["rmask"] = _kernel_masks(mask, rmask, B, T, H, npdt)
     if save:
         # h_in feeds the weight-gradient product at masked steps too: numbers, not garbage
         S["h"], S["h_in"] = torch.empty(B, T, H, dtype=dt), torch.zeros(B, T, H, dtype=dt)

@@ -255,6 +255,21 @@ def test_masked_steps_never_read_uninitialised_memory(name, sweep, monkeypatch):
     assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
 
 
+@pytest.mark.parametrize("name", ["lstm-vanilla", "lstm-peephole-proj", "gru", "rnn-tanh"])
+def test_masks_that_broadcast_over_the_batch(name, sweep):
+    # a (1, T) mask and a (1, P) recurrent mask mean the same for every sequence, in every path
+    # (the kernels index them per row: they must see them broadcast, not read past their end)
+    cell = randomize(CELLS[name]().double(), seed=5)
+    x, state = inputs(cell, seed=2)
+    mask = torch.tensor([[True, True, False, True, False, True]])
+    rmask = torch.full((1, state[0].shape[1]), 0.5, dtype=torch.double)
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state, mask, rmask)
+    out, grads = outputs_and_grads(cell, "fused", x, state, mask, rmask)
+    full_out, _ = outputs_and_grads(cell, "reference", x, state, mask.expand(B, T), rmask.expand(B, -1))
+    assert max_diff(ref_out, full_out) < 1e-12
+    assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
+
+
 def test_relu_rnn_passes_nan_on_as_torch_does(sweep):
     # the compiled Elman kernels run without fastmath's no-NaN flag: a relu must not turn NaN into 0
     cell = randomize(CELLS["rnn-relu"]().double(), seed=2)
