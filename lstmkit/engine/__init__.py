@@ -105,8 +105,50 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
 
     ``mask (B, T)`` bool: False steps leave the state unchanged and output zeros.
     ``recurrent_mask (B, P)``: multiplies ``h_{t-1}`` inside the recurrence (recurrent dropout).
+    Either may have a batch axis of 1, meaning the same for every sequence. ``state`` None starts
+    from zeros.
     """
+    mask, recurrent_mask = _checked_run_inputs(cell, x, state, mask, recurrent_mask)
     return dispatch(select_engine(cell, engine, x, mask, recurrent_mask), cell, x, state, mask, recurrent_mask)
+
+
+def _checked_run_inputs(cell, x, state, mask, recurrent_mask):
+    """:func:`run`'s arguments, checked here: the paths assume them (the compiled kernels read
+    them without bounds checks), and a mismatch must say which argument, not fail deep in a kernel
+    or return a state of another dtype. Returns the masks expanded to the whole batch (the native
+    path takes sequence lengths from the mask's rows). The layers check their own inputs and
+    call :func:`dispatch`."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+        got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"engine.run: `x` must be a floating (batch, time, features) tensor, got {got}.")
+    B, T, features = x.shape
+    if features != cell.input_size:
+        raise ValueError(f"engine.run: the cell takes {cell.input_size} features per step, `x` has {features}.")
+    expected = cell.initial_state(B, x.dtype, x.device)
+    if state is not None:
+        if not isinstance(state, (tuple, list)) or len(state) != len(expected):
+            raise ValueError(f"engine.run: `state` must be a tuple of {len(expected)} tensor(s) "
+                             f"{[tuple(e.shape) for e in expected]}, got {type(state).__name__}"
+                             + (f" of {len(state)}" if isinstance(state, (tuple, list)) else "") + ".")
+        for k, (s, e) in enumerate(zip(state, expected)):
+            if not isinstance(s, torch.Tensor) or s.shape != e.shape:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"engine.run: state[{k}] must have shape {tuple(e.shape)}, got {got}.")
+            if s.dtype != x.dtype or s.device != x.device:
+                raise TypeError(f"engine.run: state[{k}] is {s.dtype} on {s.device}, `x` {x.dtype} on {x.device}; "
+                                f"convert it with .to(x).")
+    for name, m, dtype, shape in (("mask", mask, torch.bool, (B, T)),
+                                  ("recurrent_mask", recurrent_mask, x.dtype, (B, expected[0].shape[1]))):
+        if m is None:
+            continue
+        if not isinstance(m, torch.Tensor) or m.dtype != dtype or m.device != x.device:
+            got = f"{m.dtype} on {m.device}" if isinstance(m, torch.Tensor) else type(m).__name__
+            raise TypeError(f"engine.run: `{name}` must be a {dtype} tensor on {x.device}, got {got}.")
+        if m.dim() != 2 or m.shape[1] != shape[1] or m.shape[0] not in (1, B):
+            raise ValueError(f"engine.run: `{name}` must have shape {shape} (or 1 for the batch), "
+                             f"got {tuple(m.shape)}.")
+    return (None if mask is None else mask.expand(B, T),
+            None if recurrent_mask is None else recurrent_mask.expand(B, expected[0].shape[1]))
 
 
 def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):

@@ -270,6 +270,37 @@ def test_masks_that_broadcast_over_the_batch(name, sweep):
     assert max_diff(out, ref_out) < 1e-12 and max_diff(grads, ref_grads) < 1e-12
 
 
+def test_run_refuses_mismatched_arguments_naming_them():
+    cell = LSTMCell(I, H)
+    x = torch.zeros(B, T, I)
+    state = cell.initial_state(B)
+    with pytest.raises(TypeError, match=r"state\[0\] is torch.float64 on cpu, `x` torch.float32"):
+        run(cell, x, (state[0].double(), state[1]))
+    with pytest.raises(ValueError, match=r"state\[1\] must have shape \(3, 5\), got \(2, 5\)"):
+        run(cell, x, (state[0], state[1][:2]))
+    with pytest.raises(ValueError, match=r"`state` must be a tuple of 2 tensor"):
+        run(cell, x, state[:1])
+    with pytest.raises(ValueError, match=r"the cell takes 4 features per step, `x` has 3"):
+        run(cell, x[..., :3], state)
+    with pytest.raises(ValueError, match=r"`x` must be a floating \(batch, time, features\) tensor, got a 2-D"):
+        run(cell, x[0], state)
+    with pytest.raises(TypeError, match=r"`mask` must be a torch.bool tensor on cpu, got torch.int64"):
+        run(cell, x, state, mask=torch.ones(B, T, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"`mask` must have shape \(3, 6\) \(or 1 for the batch\), got \(2, 6\)"):
+        run(cell, x, state, mask=torch.ones(2, T, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"`recurrent_mask` must be a torch.float32 tensor"):
+        run(cell, x, state, recurrent_mask=torch.ones(B, H, dtype=torch.double))
+    # None starts from zeros; a mask with a batch axis of 1 holds for every sequence, in every path
+    # (native takes its sequence lengths from the mask's rows)
+    padded = torch.tensor([[True] * 4 + [False] * 2])
+    xr = torch.randn(B, T, I)
+    ref, _ = run(cell, xr, None, mask=padded.expand(B, T), engine="reference")
+    for engine in ("auto", "native", "fused"):
+        y, final = run(cell, xr, None, mask=padded, engine=engine)
+        assert y.shape == (B, T, H) and final[0].shape == (B, H)
+        assert (y - ref).abs().max() < 1e-5, engine
+
+
 def test_relu_rnn_passes_nan_on_as_torch_does(sweep):
     # the compiled Elman kernels run without fastmath's no-NaN flag: a relu must not turn NaN into 0
     cell = randomize(CELLS["rnn-relu"]().double(), seed=2)
