@@ -33,6 +33,7 @@ def _fused_kernel(cell):
     ``torch.nn.utils.parametrize`` makes, is a subclass), else None."""
     return next((run for cls, run in _FUSED.items() if isinstance(cell, cls)), None)
 
+
 # Up to this batch size, and from this many steps, ``auto`` runs even the vanilla LSTM on the
 # compiled sweep (measured, 2 threads: batch 1 and 2 faster than oneDNN, batch 4 slower; at 10
 # steps the fused path's set-up costs more than oneDNN's; docs/performance.md).

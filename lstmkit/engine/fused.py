@@ -348,17 +348,18 @@ def _needs_grad(x, state, params):
     return any(t is not None and t.requires_grad for t in (x, *state, *params))
 
 
-
 # --------------------------------------------------------------------------------------------
-# compiled recurrences (lstmkit.engine.jit): used at small sizes, where per-op dispatch dominates
+# compiled recurrences (lstmkit.engine.jit): at small sizes, where per-op dispatch dominates, and
+# at every size where the batch is split over the threads (use_jit, row_chunks)
 
-# Where the compiled loop beats the torch sweep (docs/performance.md, measured with 2 threads on a
-# quiet machine). With torch's MKL for the step's product (jit.BLAS == "torch-mkl"): in training
-# up to B * (gate rows) = 65536 with gate rows <= 1024 (an LSTM up to H = 256; at (128, 50, 128,
-# 512) the torch sweep's two-thread gate algebra wins, 518 against 616 ms), in inference up to
-# B * (gate rows) = 262144, and layer norm at every size (its torch sweep normalises in separate
-# passes: 971 against 702 ms at (128, 50, 128, 512)). With scipy's single-threaded OpenBLAS the
-# product lost to torch's from H = 256 on, hence the smaller limits there.
+# Where the compiled loop, unsplit, beats the torch sweep (docs/performance.md, measured with 2
+# threads on a quiet machine). With torch's MKL for the step's product (jit.BLAS == "torch-mkl"):
+# in training up to B * (gate rows) = 65536 with gate rows <= 1024 (an LSTM up to H = 256; at
+# (128, 50, 128, 512) the torch sweep's two-thread gate algebra won, 518 against 616 ms, before
+# the split), in inference up to B * (gate rows) = 262144, and layer norm at every size (its
+# torch sweep normalises in separate passes: 971 against 702 ms at (128, 50, 128, 512)). With
+# scipy's single-threaded OpenBLAS the product lost to torch's from H = 256 on, hence the smaller
+# limits there.
 _MKL = jit.BLAS == "torch-mkl"
 JIT_MAX_WORK = 65536 if _MKL else 16384
 JIT_MAX_WORK_INFERENCE = 262144 if _MKL else 16384

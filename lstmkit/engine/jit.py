@@ -184,7 +184,6 @@ def _ln_back(d, xhat, rstd, out, n):
         out[j] = r * (d[j] - a1 - xhat[j] * a2)
 
 
-
 @njit(cache=True, nogil=True, inline="always")
 def _flags(cfg):
     """The LSTM kernels' configuration flags, in the order of their cfg indices FORGET .. PEEP_O."""

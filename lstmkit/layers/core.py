@@ -22,6 +22,7 @@ from torch import nn
 from lstmkit._validation import check_float, check_int
 from lstmkit.layers.base import Layer, deserialize, register, serialize
 
+
 def _linear(x):
     return x
 

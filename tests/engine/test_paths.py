@@ -131,7 +131,8 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(LSTMCell(I, H), "auto", long) == ("fused" if fused.JIT_ENABLED else "native")
     assert select_engine(LSTMCell(I, H), "auto", x) == "native"  # 3 steps: the fused set-up costs more
     assert select_engine(LSTMCell(I, H, variant="peephole"), "auto", x) == "fused"
-    assert select_engine(LSTMCell(I, H), "auto", x, mask=torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)) == "fused"
+    gaps = torch.tensor([[1, 1, 1], [0, 1, 1]], dtype=torch.bool)
+    assert select_engine(LSTMCell(I, H), "auto", x, mask=gaps) == "fused"
     assert select_engine(LSTMCell(I, H), "auto", x, recurrent_mask=torch.ones(2, H)) == "fused"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", x) == "fused"
     assert select_engine(GRUCell(I, H), "auto", x) == ("fused" if fused.JIT_ENABLED else "native")
@@ -141,6 +142,7 @@ def test_auto_picks_native_only_where_it_computes_the_same_function():
     assert select_engine(GRUCell(I, H), "auto", big) == "native"
     assert select_engine(GRUCell(I, H, reset_after=False), "auto", big) == "fused"  # torch has no such GRU
     assert select_engine(LSTMCell(I, H, proj_size=2), "auto", x) == "fused"  # no oneDNN kernel on the CPU
+
 
 @pytest.fixture
 def threads():
