@@ -300,6 +300,10 @@ class Masking(Layer):
 
     def __init__(self, mask_value: float = 0.0):
         super().__init__()
+        if isinstance(mask_value, float) and mask_value != mask_value:
+            raise ValueError("Masking: `mask_value` must not be NaN (NaN equals nothing, so no step would be "
+                             "masked). For steps marked missing with NaN, use lstmkit.data.mark_missing(x): it "
+                             "fills them and returns their mask, to pass as `mask=`.")
         self.mask_value = check_float("Masking", "mask_value", mask_value)
 
     def compute_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

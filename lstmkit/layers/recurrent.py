@@ -182,6 +182,11 @@ class Recurrent(Layer):
         x = self._check_input(x)
         B, T, _ = x.shape
         mask = self._check_mask(x, mask, lengths)
+        if mask is not None:
+            # A masked step's input reaches no output; zeroed, it cannot reach a gradient either:
+            # a NaN there (a missing value) would otherwise leak through 0 * NaN in the torch
+            # paths' backward, while the compiled kernels skip the step (all paths agree).
+            x = x.masked_fill(~mask[:, :, None], 0.0)
         if initial_state is not None:
             state = self._check_state(initial_state, B, "initial_state")
         elif self.stateful and self._states is not None:

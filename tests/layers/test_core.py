@@ -110,6 +110,11 @@ def test_masking_marks_steps_where_every_feature_equals_the_mask_value():
     assert torch.equal(out[1, 0], torch.zeros(2))  # masked steps are zeroed, as in Keras
 
 
+def test_masking_with_nan_points_to_mark_missing():
+    with pytest.raises(ValueError, match=r"mask_value.*NaN.*mark_missing"):
+        Masking(float("nan"))
+
+
 def test_embedding_ids_mask_and_errors():
     emb = Embedding(6, 3, mask_zero=True)
     ids = torch.tensor([[1, 2, 0, 0], [5, 0, 0, 0]])

@@ -36,6 +36,32 @@ def test_padded_batch_equals_each_sequence_alone(name):
             assert torch.allclose(s[b], s_alone[0], atol=1e-12)
 
 
+@pytest.mark.parametrize("name,engine", [(name, engine) for name in ("lstm-vanilla", "lstm-peephole", "gru", "rnn")
+                                         for engine in ("auto", "fused", "reference", "native")
+                                         if not (name == "lstm-peephole" and engine == "native")])
+def test_nan_at_masked_steps_reaches_no_output_and_no_gradient(name, engine):
+    # missing values left as NaN but masked: every path must skip them, in the backward too
+    # (the torch paths compute the step and drop it, and 0 * NaN is NaN)
+    layer = randomize(LAYERS[name](return_sequences=True, engine=engine).double())
+    x = torch.randn(3, 6, 3, dtype=torch.double)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[0, 4:] = False  # right-padding only, which engine="native" also runs
+    mask[2, 5] = False
+    clean = x.masked_fill(~mask[:, :, None], 0.0).requires_grad_()
+    holes = x.masked_fill(~mask[:, :, None], float("nan")).requires_grad_()
+    grads = []
+    for inp in (clean, holes):
+        layer.zero_grad()
+        y = layer(inp, mask=mask)
+        (y * torch.linspace(-1, 1, y.shape[-1], dtype=torch.double)).sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
+        assert torch.isfinite(y).all()
+    assert torch.equal(layer(holes.detach(), mask=mask), layer(clean.detach(), mask=mask))
+    for g_clean, g_holes in zip(*grads):
+        assert torch.allclose(g_clean, g_holes, atol=1e-12)
+    assert torch.isfinite(holes.grad).all() and torch.all(holes.grad[~mask] == 0)
+
+
 def test_lengths_equal_the_prefix_mask():
     layer = randomize(LSTM(4, input_size=3, return_sequences=True).double())
     x = torch.randn(2, 5, 3, dtype=torch.double)
