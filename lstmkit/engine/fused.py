@@ -400,7 +400,8 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
         return True
     # The Elman RNN's compiled sweep, unsplit, against its torch sweep (train step, 2 threads):
     # 0.06x at (1, 1000, 1, 64), 0.41x at (16, 500, 8, 64), 0.80x-0.90x up to (128, 50, 64, 256),
-    # 1.02x at (128, 50, 128, 512) (docs/performance.md); split, it lost 4-25% everywhere.
+    # 1.02x at (128, 50, 128, 512) (docs/performance.md); split over the threads (row_chunks),
+    # faster still.
     if elman:
         return _MKL or (B * gate_rows <= JIT_MAX_WORK // 3 and gate_rows <= JIT_MAX_GATE_ROWS // 3)
     # Split over the threads, the kernels' gate algebra no longer runs on one core while the other
@@ -416,21 +417,32 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
 
 
 # The kernels' batch split over torch's threads (jit.run_rows), where it measured faster with 2
-# threads (docs/performance.md): with slices of at least SPLIT_MIN_ROWS rows, from
-# SPLIT_MIN_UNITS units (layer norm, with more work per row, from fewer). Train step against
-# unsplit: (64, 100, 64, 256) LSTM 0.70x-0.77x, GRU 0.83x; (128, 50, 128, 512) layer norm 0.76x;
-# (64, 100, 32, 128) layer norm 0.73x, but the vanilla LSTM 1.10x and the GRU 0.98x there; slices
-# of 8 or 16 rows 1.03x-1.21x.
-SPLIT_MIN_ROWS = 32
-SPLIT_MIN_UNITS = 256
-SPLIT_MIN_UNITS_LAYER_NORM = 128
+# threads (docs/performance.md).
+#
+# On torch's OpenMP threads (Linux), train step against unsplit, alternated in one process: the
+# LSTM and GRU 0.56x-0.84x from 8 rows a slice at every size measured from (16, 100, 16, 64) to
+# (128, 50, 128, 512) (0.80x-0.91x at the largest); slices of 4 rows 0.60x-0.77x up to 128 units,
+# but 1.11x at 256. The Elman RNN 0.61x-0.87x from (16, 100, 16, 64) to (128, 50, 128, 512).
+SPLIT_MIN_ROWS = 8
+SPLIT_MIN_ROWS_NARROW, SPLIT_NARROW_UNITS = 4, 128
+# On the thread pool (other platforms, where torch's OpenMP threads spin for ~5 ms after each of
+# its ops on the core the pool's thread wants): (64, 100, 64, 256) LSTM 0.70x-0.77x, GRU 0.83x;
+# (128, 50, 128, 512) layer norm 0.76x; (64, 100, 32, 128) layer norm 0.73x, but the vanilla LSTM
+# 1.10x and the GRU 0.98x there; slices of 8 or 16 rows 1.03x-1.21x.
+POOL_SPLIT_MIN_ROWS = 32
+POOL_SPLIT_MIN_UNITS = 256
+POOL_SPLIT_MIN_UNITS_LAYER_NORM = 128
 
 
-def row_chunks(layer_norm: bool, B: int, units: int) -> int:
+def row_chunks(layer_norm: bool, B: int, units: int, elman: bool = False) -> int:
     """How many slices of the batch the compiled kernels run in parallel (1: no split)."""
-    if units < (SPLIT_MIN_UNITS_LAYER_NORM if layer_norm else SPLIT_MIN_UNITS):
+    if jit.openmp_threads_available():
+        rows = SPLIT_MIN_ROWS_NARROW if units <= SPLIT_NARROW_UNITS else SPLIT_MIN_ROWS
+    elif elman or units < (POOL_SPLIT_MIN_UNITS_LAYER_NORM if layer_norm else POOL_SPLIT_MIN_UNITS):
         return 1
-    return max(1, min(torch.get_num_threads(), B // SPLIT_MIN_ROWS))
+    else:
+        rows = POOL_SPLIT_MIN_ROWS
+    return max(1, min(torch.get_num_threads(), B // rows))
 
 
 def _np(t):
@@ -778,9 +790,9 @@ def _rnn_forward_jit(relu, zx, mask, rmask, h0, W_hh, save):
     if save:
         # h_in feeds the weight-gradient product at masked steps too: numbers, not garbage
         S["h"], S["h_in"] = torch.empty(B, T, H, dtype=dt), torch.zeros(B, T, H, dtype=dt)
-    # unsplit: its little work per row lost to the split's cost (docs/performance.md)
-    jit.rnn_forward(relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
-                    h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
+    args = (relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
+            h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
+    jit.run_rows(jit.rnn_forward, args, B, (3, *range(5, 11)), chunks=row_chunks(False, B, H, elman=True))
     return y, h, S
 
 
@@ -789,8 +801,9 @@ def _rnn_sweep_jit(relu, mask, rmask, W_hh, S, dy, dh):
     dt = dy.dtype
     dh = torch.zeros(B, H, dtype=dt) if dh is None else dh.detach().clone().contiguous()
     dZ = torch.empty(B, T, H, dtype=dt)
-    jit.rnn_backward(relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"],
-                     S["rmask"], S["h"].numpy(), dZ.numpy())
+    args = (relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"],
+            S["rmask"], S["h"].numpy(), dZ.numpy())
+    jit.run_rows(jit.rnn_backward, args, B, (3, 4, 6, 7, 8, 9), chunks=row_chunks(False, B, H, elman=True))
     return dZ, S["h_in"], dh
 
 

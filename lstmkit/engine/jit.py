@@ -17,6 +17,7 @@ path runs its torch recurrence.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -213,8 +214,6 @@ def _check_gemm(address: int, ctype) -> bool:
     Safe to call with the wrong gemm: the buffers are padded, so that a gemm of the other
     precision stays inside them, and each size is followed by -1, so that a gemm reading 64-bit
     integers sees a negative size and refuses (BLAS's argument check) instead of reading far."""
-    import ctypes
-
     fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
     a, b, out = np.zeros(64, ctype), np.zeros(64, ctype), np.full(64, 7, ctype)
     a[:6] = np.arange(6)
@@ -235,7 +234,6 @@ def _check_gemm(address: int, ctype) -> bool:
 
 
 def _register_blas() -> str:
-    import ctypes
     import glob
 
     import llvmlite.binding as llvm
@@ -293,10 +291,75 @@ if AVAILABLE:
 # A kernel's gate algebra runs on one core while the step's product runs on torch's threads; the
 # other core waits. The sequences of a batch are independent, so a kernel can instead run on
 # slices of the batch in parallel, one thread each, every slice's product single-threaded. Where
-# that pays (slices of 32 rows or more, wide enough layers) is fused.row_chunks's rule, measured
-# in docs/performance.md.
+# that pays is fused.row_chunks's rule, measured in docs/performance.md.
+#
+# The slices run on torch's own OpenMP threads where torch's GNU OpenMP library can be reached
+# (a parallel region opened through it, each thread calling back into Python for its slices).
+# Threads of our own lost to them: after each torch op torch's OpenMP threads spin for the next
+# one (libgomp's default, ~5 ms here) on the core our thread wanted. At (16, 100, 32, 128) x 2,
+# the layer-norm forward kernel after a matrix product took 16.8 ms split over a pool thread,
+# 10.6 ms split over torch's threads and 14.4 ms unsplit (docs/performance.md).
 
+_OMP_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # a parallel region's function, void (*)(void *)
 _pool = None  # (pid, workers, ThreadPoolExecutor): made on first use, and again in a forked child
+_omp = None  # (pid, library) once looked for, or False where torch's libgomp was not found
+
+
+def _load_openmp():
+    """torch's GNU OpenMP library, already loaded in this process (the same instance, and so the
+    same threads, as torch's), with the entry points run_rows calls; None where there is none
+    (another OpenMP runtime, another platform: the thread pool then)."""
+    try:
+        with open(f"/proc/{os.getpid()}/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "/libgomp" in line})
+        for path in paths:
+            lib = ctypes.CDLL(path)  # already mapped: dlopen hands back the loaded instance
+            lib.GOMP_parallel.argtypes = [_OMP_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+            lib.GOMP_parallel.restype = None
+            lib.omp_get_thread_num.restype = ctypes.c_int
+            lib.omp_get_num_threads.restype = ctypes.c_int
+            return lib
+    except (OSError, AttributeError) as err:
+        log.debug("torch's OpenMP library is not usable (%s); split kernels run on a thread pool", err)
+    return None
+
+
+def _openmp():
+    """The library of :func:`_load_openmp` in the process that found it, else None (a forked
+    child has none of the parent's OpenMP threads: a parallel region there would wait forever)."""
+    global _omp
+    if _omp is None:
+        import torch  # noqa: F401  (loads its OpenMP library first)
+
+        lib = _load_openmp()
+        _omp = (os.getpid(), lib) if lib is not None else False
+    if not _omp or _omp[0] != os.getpid():
+        return None
+    return _omp[1]
+
+
+def openmp_threads_available() -> bool:
+    """Whether :func:`run_rows` runs its slices on torch's OpenMP threads (else on a pool)."""
+    return _openmp() is not None
+
+
+def _on_openmp(lib, kernel, calls):
+    """Each of ``calls`` (argument lists of ``kernel``) on a thread of an OpenMP parallel region of
+    ``len(calls)`` threads (fewer if OpenMP gives fewer: each thread takes every n-th), this one
+    among them; the first exception raised here."""
+    errors = []
+
+    def body(_):
+        tid, n = lib.omp_get_thread_num(), lib.omp_get_num_threads()
+        for part in calls[tid::n]:
+            try:
+                _single_threaded(kernel, part)
+            except BaseException as err:  # a callback cannot raise: carried to the caller
+                errors.append(err)
+
+    lib.GOMP_parallel(_OMP_BODY(body), None, len(calls), 0)
+    if errors:
+        raise errors[0]
 
 
 def _executor(workers: int):
@@ -350,10 +413,22 @@ def run_rows(kernel, args, rows: int, batched, accumulated=(), chunks: int = 1):
             for i in accumulated:
                 part[i] = np.zeros_like(args[i])
         calls.append(part)
+    lib = _openmp()
+    if lib is not None:
+        _on_openmp(lib, kernel, calls)
+    else:
+        _on_pool(kernel, calls)
+    for part in calls[1:]:
+        for i in accumulated:
+            np.add(args[i], part[i], out=args[i])
+
+
+def _on_pool(kernel, calls):
+    """``calls`` on this thread (the first) and the threads of our pool (the others)."""
     futures, here = [], [calls[0]]
     for part in calls[1:]:
         try:
-            futures.append(_executor(chunks - 1).submit(_single_threaded, kernel, part))
+            futures.append(_executor(len(calls) - 1).submit(_single_threaded, kernel, part))
         except RuntimeError:  # at interpreter exit no thread can be started: this one runs it
             here.append(part)
     try:
@@ -364,9 +439,6 @@ def run_rows(kernel, args, rows: int, batched, accumulated=(), chunks: int = 1):
             f.exception()
     for f in futures:
         f.result()
-    for part in calls[1:]:
-        for i in accumulated:
-            np.add(args[i], part[i], out=args[i])
 
 
 # ints: M, N, K of the row-major product and the leading dimension of b (N, or K when b is

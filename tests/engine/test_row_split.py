@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmkit.cells import GRUCell, LSTMCell
+from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.engine import fused, jit, run
 from tests.helpers import max_diff, randomize, weighted_sum
 
@@ -27,6 +27,8 @@ CELLS = {
     "lstm-cifg": lambda: LSTMCell(I, H, variant="cifg"),
     "gru": lambda: GRUCell(I, H),
     "gru-reset-before": lambda: GRUCell(I, H, reset_after=False),
+    "rnn-tanh": lambda: RNNCell(I, H),
+    "rnn-relu": lambda: RNNCell(I, H, nonlinearity="relu"),
 }
 
 
@@ -36,9 +38,22 @@ def _outputs_and_grads(cell, x, state, mask, rmask):
     return [y, *final], grads
 
 
+@pytest.fixture(params=["openmp", "pool"])
+def runner(request, monkeypatch):
+    """Which threads run the slices: torch's OpenMP threads (where its libgomp is found, as here
+    on Linux), or the thread pool every other platform uses."""
+    if request.param == "openmp":
+        if not sys.platform.startswith("linux"):
+            pytest.skip("torch links GNU OpenMP on Linux only")
+        assert jit._openmp() is not None, "torch's libgomp was not found: the split would run on the pool"
+    else:
+        monkeypatch.setattr(jit, "_openmp", lambda: None)
+    return request.param
+
+
 @pytest.mark.parametrize("chunks", [2, 3])
 @pytest.mark.parametrize("name", list(CELLS))
-def test_split_batch_equals_one_call(name, chunks, monkeypatch):
+def test_split_batch_equals_one_call(name, chunks, runner, monkeypatch):
     monkeypatch.setattr(fused, "JIT_ENABLED", True)
     cell = randomize(CELLS[name]().double(), seed=11)
     gen = torch.Generator().manual_seed(2)
@@ -48,36 +63,47 @@ def test_split_batch_equals_one_call(name, chunks, monkeypatch):
     mask = torch.rand(B, T, generator=gen) > 0.25
     rmask = (torch.rand(B, state[0].shape[1], generator=gen, dtype=torch.double) > 0.3).double() / 0.7
 
-    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units: 1)
+    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units, elman=False: 1)
     one_out, one_grads = _outputs_and_grads(cell, x, state, mask, rmask)
 
     threads = set()
     single = jit._single_threaded
 
     def spy(kernel, args):
-        threads.add(threading.current_thread().name)
+        threads.add((threading.get_ident(), threading.current_thread().name))
         return single(kernel, args)
 
     monkeypatch.setattr(jit, "_single_threaded", spy)
-    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units: chunks)
+    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units, elman=False: chunks)
     out, grads = _outputs_and_grads(cell, x, state, mask, rmask)
-    assert any(name.startswith("lstmkit-rows") for name in threads), threads  # slices ran on the pool
+    assert len(threads) >= 2, threads  # this thread and others
+    on_pool = any(name.startswith("lstmkit-rows") for _, name in threads)
+    assert on_pool == (runner == "pool"), threads
     assert max_diff(out, one_out) < 1e-12
     assert max_diff(grads, one_grads) < 1e-12
 
 
-def test_row_chunks_rule():
+def test_row_chunks_rule(runner):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert fused.row_chunks(False, 64, 256) == 2
-        assert fused.row_chunks(False, 63, 256) == 1  # a second slice would have fewer than 32 rows
-        assert fused.row_chunks(False, 64, 255) == 1
-        assert fused.row_chunks(True, 64, 128) == 2  # layer norm: more work per row, split earlier
-        assert fused.row_chunks(True, 64, 127) == 1
+        if runner == "openmp":
+            assert fused.row_chunks(False, 16, 256) == 2
+            assert fused.row_chunks(False, 15, 256) == 1  # a second slice would have fewer than 8 rows
+            assert fused.row_chunks(True, 8, 128) == 2  # up to 128 units, from 4 rows a slice
+            assert fused.row_chunks(False, 7, 128) == 1
+            assert fused.row_chunks(False, 8, 128, elman=True) == 2
+            assert fused.row_chunks(False, 16, 512, elman=True) == 2
+        else:  # the pool: only where each slice has enough work to outweigh torch's spinning threads
+            assert fused.row_chunks(False, 64, 256) == 2
+            assert fused.row_chunks(False, 63, 256) == 1  # a second slice would have fewer than 32 rows
+            assert fused.row_chunks(False, 64, 255) == 1
+            assert fused.row_chunks(True, 64, 128) == 2  # layer norm: more work per row, split earlier
+            assert fused.row_chunks(True, 64, 127) == 1
+            assert fused.row_chunks(False, 1024, 512, elman=True) == 1  # the Elman RNN: never
         assert fused.row_chunks(False, 1024, 512) == 2  # never more slices than torch's threads
         torch.set_num_threads(4)
-        assert fused.row_chunks(False, 96, 512) == 3
+        assert fused.row_chunks(False, 96, 512) == (4 if runner == "openmp" else 3)
         torch.set_num_threads(1)
         assert fused.row_chunks(False, 1024, 512) == 1
     finally:
@@ -90,7 +116,7 @@ def _row_sums(x, acc, out):
     acc += x.sum(0)
 
 
-def test_run_rows_slices_rows_and_adds_up_accumulators():
+def test_run_rows_slices_rows_and_adds_up_accumulators(runner):
     x = np.arange(30.0).reshape(10, 3)
     acc, out = np.ones(3), np.zeros(10)
     jit.run_rows(_row_sums, (x, acc, out), 10, batched=(0, 2), accumulated=(1,), chunks=3)
@@ -98,7 +124,7 @@ def test_run_rows_slices_rows_and_adds_up_accumulators():
     np.testing.assert_array_equal(acc, 1 + x.sum(0))
 
 
-def test_run_rows_raises_a_slice_error_and_refuses_a_mismatched_argument():
+def test_run_rows_raises_a_slice_error_and_refuses_a_mismatched_argument(runner):
     def fails_on_late_rows(x):
         if x[0, 0] >= 15:
             raise RuntimeError("slice failed")
