@@ -328,9 +328,7 @@ def _openmp():
     """The library of :func:`_load_openmp` in the process that found it, else None (a forked
     child has none of the parent's OpenMP threads: a parallel region there would wait forever)."""
     global _omp
-    if _omp is None:
-        import torch  # noqa: F401  (loads its OpenMP library first)
-
+    if _omp is None:  # (torch, and so its OpenMP library, is loaded: the kernels' callers use it)
         lib = _load_openmp()
         _omp = (os.getpid(), lib) if lib is not None else False
     if not _omp or _omp[0] != os.getpid():
