@@ -409,7 +409,7 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
     # in two: (128, 50, 128, 512) 0.83x-0.92x, (128, 50, 64, 256) 0.77x, (256, 50, 64, 256) 0.97x,
     # (64, 100, 64, 512) 0.67x-0.79x (docs/performance.md).
     units = gate_rows // (3 if variant is None else len(variant.gates))
-    if _MKL and row_chunks(False, B, units) > 1:
+    if _MKL and row_chunks(False, B, x.shape[1], units) > 1:
         return True
     if training:
         return gate_rows <= JIT_MAX_GATE_ROWS and B * gate_rows <= JIT_MAX_WORK
@@ -425,6 +425,10 @@ def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = T
 # but 1.11x at 256. The Elman RNN 0.61x-0.87x from (16, 100, 16, 64) to (128, 50, 128, 512).
 SPLIT_MIN_ROWS = 8
 SPLIT_MIN_ROWS_NARROW, SPLIT_NARROW_UNITS = 4, 128
+# ... and only with enough work in all (B * T * units): a split call costs ~50-115 us here (the
+# parallel region, each thread's call back into Python, the GIL handed over): (16, 10, 3, 16)
+# took 1.46x, (32, 20, 4, 8) 0.97x, (8, 100, 16, 64) 0.74x, (64, 30, 8, 32) 0.89x.
+SPLIT_MIN_WORK = 32768
 # On the thread pool (other platforms, where torch's OpenMP threads spin for ~5 ms after each of
 # its ops on the core the pool's thread wants): (64, 100, 64, 256) LSTM 0.70x-0.77x, GRU 0.83x;
 # (128, 50, 128, 512) layer norm 0.76x; (64, 100, 32, 128) layer norm 0.73x, but the vanilla LSTM
@@ -434,8 +438,11 @@ POOL_SPLIT_MIN_UNITS = 256
 POOL_SPLIT_MIN_UNITS_LAYER_NORM = 128
 
 
-def row_chunks(layer_norm: bool, B: int, units: int, elman: bool = False) -> int:
-    """How many slices of the batch the compiled kernels run in parallel (1: no split)."""
+def row_chunks(layer_norm: bool, B: int, T: int, units: int, elman: bool = False) -> int:
+    """How many slices of a batch of ``B`` sequences of ``T`` steps the compiled kernels run in
+    parallel (1: no split)."""
+    if B * T * units < SPLIT_MIN_WORK:
+        return 1
     if jit.openmp_threads_available():
         rows = SPLIT_MIN_ROWS_NARROW if units <= SPLIT_NARROW_UNITS else SPLIT_MIN_ROWS
     elif elman or units < (POOL_SPLIT_MIN_UNITS_LAYER_NORM if layer_norm else POOL_SPLIT_MIN_UNITS):
@@ -524,7 +531,7 @@ def _lstm_forward_jit(v, p, proj, zx, bias, mask, rmask, h0, c0, save):
             _saved(S, "zh_rstd", 2, npdt), _saved(S, "cc_xhat", 3, npdt), _saved(S, "cc_rstd", 2, npdt),
             _saved(S, "zx_stats", 3, npdt), save)
     # zx, mask, rmask, h, c, y and every saved array have the batch first
-    jit.run_rows(jit.lstm_forward, args, B, (1, *range(12, 27)), chunks=row_chunks(v.layer_norm, B, H))
+    jit.run_rows(jit.lstm_forward, args, B, (1, *range(12, 27)), chunks=row_chunks(v.layer_norm, B, T, H))
     return y, (h, c), S
 
 
@@ -561,7 +568,7 @@ def _lstm_sweep_jit(v, H, proj, p, mask, rmask, S, dy, dh, dc, da):
     # dy, dh, dc, the masks, the saved arrays and dZ, dZh, dH_new have the batch first; the
     # peephole, layer-norm and bias gradients are sums over it
     jit.run_rows(jit.lstm_backward, args, B, (1, 2, 3, *range(12, 26)), accumulated=range(26, 32),
-                 chunks=row_chunks(v.layer_norm, B, H))
+                 chunks=row_chunks(v.layer_norm, B, T, H))
     R = {
         "dZ": dZ, "dZh": dZh, "h_in": S["h_in"], "dH_new": dH_new, "hr": S.get("hr"), "a_prev": None,
         "dpeep": {g: dpeep[k] for k, g in enumerate("ifo") if g in v.peephole_gates},
@@ -591,7 +598,7 @@ def _gru_forward_jit(reset_after, zx, mask, rmask, h0, W_hh, b_hh, save):
             S["mask"], S["rmask"], h.numpy(), y.numpy(), S["r"].numpy(), S["z"].numpy(),
             *(_saved(S, key, 3, npdt) for key in ("n", "h_prev", "h_in", "hn")), save)
     # zx, the masks, h, y and the saved arrays have the batch first
-    jit.run_rows(jit.gru_forward, args, B, (3, *range(7, 17)), chunks=row_chunks(False, B, H))
+    jit.run_rows(jit.gru_forward, args, B, (3, *range(7, 17)), chunks=row_chunks(False, B, T, H))
     return y, h, S
 
 
@@ -607,7 +614,7 @@ def _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh):
             S["mask"], S["rmask"], S["r"].numpy(), S["z"].numpy(), S["n"].numpy(), S["h_prev"].numpy(),
             S["h_in"].numpy(), S["hn"].numpy(), dZx.numpy(), dZh_rz.numpy(), dZh_n.numpy())
     # dy, dh, the masks, the saved arrays and the three gradients have the batch first
-    jit.run_rows(jit.gru_backward, args, B, (3, 4, *range(7, 18)), chunks=row_chunks(False, B, H))
+    jit.run_rows(jit.gru_backward, args, B, (3, 4, *range(7, 18)), chunks=row_chunks(False, B, T, H))
     # for reset_after=False the kernel saved r * h_in in "hn": the input of the n block's product
     return {"dZx": dZx, "dZh_rz": dZh_rz, "dZh_n": dZh_n, "h_in": S["h_in"],
             "n_src": S["h_in"] if reset_after else S["hn"], "dh": dh}
@@ -792,7 +799,7 @@ def _rnn_forward_jit(relu, zx, mask, rmask, h0, W_hh, save):
         S["h"], S["h_in"] = torch.empty(B, T, H, dtype=dt), torch.zeros(B, T, H, dtype=dt)
     args = (relu, mask is not None, rmask is not None, _np(zx), _np(W_hh), S["mask"], S["rmask"],
             h.numpy(), y.numpy(), _saved(S, "h", 3, npdt), _saved(S, "h_in", 3, npdt), save)
-    jit.run_rows(jit.rnn_forward, args, B, (3, *range(5, 11)), chunks=row_chunks(False, B, H, elman=True))
+    jit.run_rows(jit.rnn_forward, args, B, (3, *range(5, 11)), chunks=row_chunks(False, B, T, H, elman=True))
     return y, h, S
 
 
@@ -803,7 +810,7 @@ def _rnn_sweep_jit(relu, mask, rmask, W_hh, S, dy, dh):
     dZ = torch.empty(B, T, H, dtype=dt)
     args = (relu, mask is not None, rmask is not None, _np(dy), dh.numpy(), _np(W_hh), S["mask"],
             S["rmask"], S["h"].numpy(), dZ.numpy())
-    jit.run_rows(jit.rnn_backward, args, B, (3, 4, 6, 7, 8, 9), chunks=row_chunks(False, B, H, elman=True))
+    jit.run_rows(jit.rnn_backward, args, B, (3, 4, 6, 7, 8, 9), chunks=row_chunks(False, B, T, H, elman=True))
     return dZ, S["h_in"], dh
 
 

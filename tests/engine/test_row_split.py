@@ -63,7 +63,7 @@ def test_split_batch_equals_one_call(name, chunks, runner, monkeypatch):
     mask = torch.rand(B, T, generator=gen) > 0.25
     rmask = (torch.rand(B, state[0].shape[1], generator=gen, dtype=torch.double) > 0.3).double() / 0.7
 
-    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units, elman=False: 1)
+    monkeypatch.setattr(fused, "row_chunks", lambda *args, **kwargs: 1)
     one_out, one_grads = _outputs_and_grads(cell, x, state, mask, rmask)
 
     threads = set()
@@ -74,7 +74,7 @@ def test_split_batch_equals_one_call(name, chunks, runner, monkeypatch):
         return single(kernel, args)
 
     monkeypatch.setattr(jit, "_single_threaded", spy)
-    monkeypatch.setattr(fused, "row_chunks", lambda layer_norm, rows, units, elman=False: chunks)
+    monkeypatch.setattr(fused, "row_chunks", lambda *args, **kwargs: chunks)
     out, grads = _outputs_and_grads(cell, x, state, mask, rmask)
     assert len(threads) >= 2, threads  # this thread and others
     on_pool = any(name.startswith("lstmkit-rows") for _, name in threads)
@@ -87,25 +87,27 @@ def test_row_chunks_rule(runner):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
+        assert fused.row_chunks(False, 16, 10, 16) == 1  # too little work to pay for a split call
         if runner == "openmp":
-            assert fused.row_chunks(False, 16, 256) == 2
-            assert fused.row_chunks(False, 15, 256) == 1  # a second slice would have fewer than 8 rows
-            assert fused.row_chunks(True, 8, 128) == 2  # up to 128 units, from 4 rows a slice
-            assert fused.row_chunks(False, 7, 128) == 1
-            assert fused.row_chunks(False, 8, 128, elman=True) == 2
-            assert fused.row_chunks(False, 16, 512, elman=True) == 2
+            assert fused.row_chunks(False, 16, 20, 128) == 2
+            assert fused.row_chunks(False, 16, 100, 256) == 2
+            assert fused.row_chunks(False, 15, 100, 256) == 1  # a second slice would have fewer than 8 rows
+            assert fused.row_chunks(True, 8, 100, 128) == 2  # up to 128 units, from 4 rows a slice
+            assert fused.row_chunks(False, 7, 100, 128) == 1
+            assert fused.row_chunks(False, 8, 100, 128, elman=True) == 2
+            assert fused.row_chunks(False, 16, 100, 512, elman=True) == 2
         else:  # the pool: only where each slice has enough work to outweigh torch's spinning threads
-            assert fused.row_chunks(False, 64, 256) == 2
-            assert fused.row_chunks(False, 63, 256) == 1  # a second slice would have fewer than 32 rows
-            assert fused.row_chunks(False, 64, 255) == 1
-            assert fused.row_chunks(True, 64, 128) == 2  # layer norm: more work per row, split earlier
-            assert fused.row_chunks(True, 64, 127) == 1
-            assert fused.row_chunks(False, 1024, 512, elman=True) == 1  # the Elman RNN: never
-        assert fused.row_chunks(False, 1024, 512) == 2  # never more slices than torch's threads
+            assert fused.row_chunks(False, 64, 100, 256) == 2
+            assert fused.row_chunks(False, 63, 100, 256) == 1  # a second slice would have fewer than 32 rows
+            assert fused.row_chunks(False, 64, 100, 255) == 1
+            assert fused.row_chunks(True, 64, 100, 128) == 2  # layer norm: more work per row, split earlier
+            assert fused.row_chunks(True, 64, 100, 127) == 1
+            assert fused.row_chunks(False, 1024, 100, 512, elman=True) == 1  # the Elman RNN: never
+        assert fused.row_chunks(False, 1024, 100, 512) == 2  # never more slices than torch's threads
         torch.set_num_threads(4)
-        assert fused.row_chunks(False, 96, 512) == (4 if runner == "openmp" else 3)
+        assert fused.row_chunks(False, 96, 100, 512) == (4 if runner == "openmp" else 3)
         torch.set_num_threads(1)
-        assert fused.row_chunks(False, 1024, 512) == 1
+        assert fused.row_chunks(False, 1024, 100, 512) == 1
     finally:
         torch.set_num_threads(before)
 
