@@ -233,19 +233,26 @@ def _check_gemm(address: int, ctype) -> bool:
     return np.array_equal(out[:4].reshape(2, 2), expected) and bool((out[4:] == 7).all())
 
 
-def _register_blas() -> str:
+def _torch_cpu_library():
+    """torch's CPU library (``libtorch_cpu``), already loaded with torch, or None where there is
+    none to be found. A symbol looked up in it is its own or that of one of its dependencies:
+    the instances torch itself uses, not another library's copy loaded elsewhere."""
     import glob
 
+    import torch
+
+    libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "*torch_cpu.*"))
+    return ctypes.CDLL(libs[0]) if libs else None
+
+
+def _register_blas() -> str:
     import llvmlite.binding as llvm
 
     found = {}
     try:
         if os.environ.get("LSTMKIT_BLAS", "").lower() == "scipy":
             raise LookupError("LSTMKIT_BLAS=scipy")
-        import torch
-
-        libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "*torch_cpu.*"))
-        lib = ctypes.CDLL(libs[0]) if libs else None
+        lib = _torch_cpu_library()
         # MKL's own symbol: a lookup in the library also searches its dependencies, which on other
         # platforms may export another BLAS's sgemm_, measured nowhere here
         if not hasattr(lib, "MKL_Set_Num_Threads_Local"):
@@ -302,38 +309,54 @@ if AVAILABLE:
 
 _OMP_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # a parallel region's function, void (*)(void *)
 _pool = None  # (pid, workers, ThreadPoolExecutor): made on first use, and again in a forked child
-_omp = None  # (pid, library) once looked for, or False where torch's libgomp was not found
+_omp = None  # torch's GNU OpenMP entry points once looked for, False where there are none
 
 
 def _load_openmp():
-    """torch's GNU OpenMP library, already loaded in this process (the same instance, and so the
-    same threads, as torch's), with the entry points run_rows calls; None where there is none
-    (another OpenMP runtime, another platform: the thread pool then)."""
+    """torch's GNU OpenMP entry points (``GOMP_parallel``, ``omp_get_*``), looked up through
+    torch's own library so that they are the instance torch's ops run on (another package may
+    map a libgomp of its own: scikit-learn does), or None (another platform or OpenMP runtime:
+    the thread pool then). Linux only: measured and tested there."""
+    import sys
+
+    import torch
+
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        with open(f"/proc/{os.getpid()}/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "/libgomp" in line})
-        for path in paths:
-            lib = ctypes.CDLL(path)  # already mapped: dlopen hands back the loaded instance
-            lib.GOMP_parallel.argtypes = [_OMP_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-            lib.GOMP_parallel.restype = None
-            lib.omp_get_thread_num.restype = ctypes.c_int
-            lib.omp_get_num_threads.restype = ctypes.c_int
-            return lib
+        lib = _torch_cpu_library()
+        if lib is None:
+            return None
+        lib.GOMP_parallel.argtypes = [_OMP_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        lib.GOMP_parallel.restype = None
+        for name in ("omp_get_thread_num", "omp_get_num_threads", "omp_get_max_threads"):
+            getattr(lib, name).restype = ctypes.c_int
+        # the same runtime as torch's: it sees the thread count torch set (checked in this thread)
+        if lib.omp_get_max_threads() != torch.get_num_threads():
+            return None
+        return lib
     except (OSError, AttributeError) as err:
         log.debug("torch's OpenMP library is not usable (%s); split kernels run on a thread pool", err)
     return None
 
 
 def _openmp():
-    """The library of :func:`_load_openmp` in the process that found it, else None (a forked
-    child has none of the parent's OpenMP threads: a parallel region there would wait forever)."""
+    """The entry points of :func:`_load_openmp`, or None (and always None in a forked child,
+    which has none of the parent's OpenMP threads: a parallel region there would wait forever)."""
     global _omp
     if _omp is None:  # (torch, and so its OpenMP library, is loaded: the kernels' callers use it)
-        lib = _load_openmp()
-        _omp = (os.getpid(), lib) if lib is not None else False
-    if not _omp or _omp[0] != os.getpid():
-        return None
-    return _omp[1]
+        _omp = _load_openmp() or False
+    return _omp or None
+
+
+def _forked():
+    global _omp, _pool
+    _omp = False
+    _pool = None  # its threads are the parent's
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def openmp_threads_available() -> bool:
@@ -344,20 +367,44 @@ def openmp_threads_available() -> bool:
 def _on_openmp(lib, kernel, calls):
     """Each of ``calls`` (argument lists of ``kernel``) on a thread of an OpenMP parallel region of
     ``len(calls)`` threads (fewer if OpenMP gives fewer: each thread takes every n-th), this one
-    among them; the first exception raised here."""
+    among them; the first exception raised here.
+
+    A callback cannot raise: what ``body`` raises is carried to the caller, a signal handler's
+    exception included (this thread runs Python's handlers, here inside the region). Raised at
+    ``body``'s very entry, before its ``try``, ctypes hands it to ``sys.unraisablehook``, which
+    catches it for the duration; and a slice left undone without any exception is an error too,
+    never a silent gap in the outputs."""
+    import sys
+
+    done = [False] * len(calls)
     errors = []
 
     def body(_):
-        tid, n = lib.omp_get_thread_num(), lib.omp_get_num_threads()
-        for part in calls[tid::n]:
-            try:
-                _single_threaded(kernel, part)
-            except BaseException as err:  # a callback cannot raise: carried to the caller
-                errors.append(err)
+        try:
+            tid, n = lib.omp_get_thread_num(), lib.omp_get_num_threads()
+            for k in range(tid, len(calls), n):
+                _single_threaded(kernel, calls[k])
+                done[k] = True
+        except BaseException as err:
+            errors.append(err)
 
-    lib.GOMP_parallel(_OMP_BODY(body), None, len(calls), 0)
+    previous = sys.unraisablehook
+
+    def caught(unraisable):
+        if unraisable.object is body:
+            errors.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = caught
+    try:
+        lib.GOMP_parallel(_OMP_BODY(body), None, len(calls), 0)
+    finally:
+        sys.unraisablehook = previous
     if errors:
         raise errors[0]
+    if not all(done):
+        raise RuntimeError("run_rows: a slice of the batch did not run (its thread was interrupted)")
 
 
 def _executor(workers: int):

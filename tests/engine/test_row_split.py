@@ -2,10 +2,13 @@
 same function as one call over the whole batch, and the rule that decides when."""
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +157,15 @@ def _split_in_child(queue):
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
-def test_a_forked_child_gets_a_pool_of_its_own():
-    # the parent's pool threads do not exist in a child: reusing its queue would hang forever
-    assert split_example() == EXAMPLE
+@pytest.mark.parametrize("split_before_fork", [True, False])
+def test_a_forked_child_gets_a_pool_of_its_own(split_before_fork, monkeypatch):
+    # the parent's pool threads, and its OpenMP threads, do not exist in a child: a queue or a
+    # parallel region there would wait forever, whether or not the parent split before the fork
+    if split_before_fork:
+        assert split_example() == EXAMPLE
+    else:
+        monkeypatch.setattr(jit, "_omp", None)  # not looked up yet, but torch's threads made
+        torch.mm(torch.ones(256, 256), torch.ones(256, 256))
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_split_in_child, args=(queue,))
@@ -167,6 +176,57 @@ def test_a_forked_child_gets_a_pool_of_its_own():
         pytest.fail("the split call hung in a forked child")
     assert child.exitcode == 0
     assert queue.get(timeout=5) == EXAMPLE
+
+
+def _interrupting_kernel(x, out):
+    """A stand-in kernel whose second slice, on another thread, sends this process SIGINT while
+    the first slice (this thread) is still at work."""
+    if x[0, 0] != 0:
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        time.sleep(0.2)
+    out[:] = x.sum(1)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32", reason="POSIX signals")
+def test_an_interrupt_during_a_split_call_is_raised_not_lost(runner):
+    # Python runs signal handlers in the main thread, here inside the split call: its
+    # KeyboardInterrupt must reach the caller, never leave a slice undone behind a normal return
+    x = np.arange(12.0).reshape(4, 3)
+    for _ in range(3):
+        out = np.full(4, np.nan)
+        with pytest.raises(KeyboardInterrupt):
+            jit.run_rows(_interrupting_kernel, (x, out), 4, batched=(0, 1), chunks=2)
+
+
+def test_a_slice_that_never_ran_is_an_error(monkeypatch):
+    class OneThreadOfTwo:  # an OpenMP runtime that reports two threads but runs the region on one
+        def GOMP_parallel(self, body, data, threads, flags):
+            body(data)
+
+        def omp_get_thread_num(self):
+            return 0
+
+        def omp_get_num_threads(self):
+            return 2
+
+    monkeypatch.setattr(jit, "_openmp", OneThreadOfTwo)
+    x = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(RuntimeError, match="a slice of the batch did not run"):
+        jit.run_rows(_row_sums, (x, np.zeros(3), np.zeros(4)), 4, batched=(0, 2), accumulated=(1,), chunks=2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torch links GNU OpenMP on Linux only")
+def test_the_slices_run_on_torch_own_openmp_threads():
+    # another package's libgomp (scikit-learn maps one) would start threads of its own, which
+    # contend with torch's spinning ones: the region must use torch's, already running
+    assert jit._openmp() is not None
+    torch.mm(torch.ones(256, 256), torch.ones(256, 256))  # torch's OpenMP threads exist now
+    before = set(os.listdir("/proc/self/task"))
+    x = np.arange(30.0).reshape(10, 3)
+    jit.run_rows(_row_sums, (x, np.zeros(3), np.zeros(10)), 10, batched=(0, 2), accumulated=(1,),
+                 chunks=min(2, torch.get_num_threads()))
+    assert set(os.listdir("/proc/self/task")) <= before
 
 
 @pytest.mark.parametrize("pool_made_before", [False, True])
