@@ -41,9 +41,11 @@ from lstmkit.engine import fused, jit
 
 
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cover - compiled
+def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out, h_keep):  # pragma: no cover - compiled
     """``h_out, c_out`` = one vanilla LSTM step from ``x (B, 1, I)``, ``h, c (B, H)``; torch's gate
-    order (i, f, g, o) and weight layout (``W_ih (4H, I)``, ``W_hh (4H, H)``).
+    order (i, f, g, o) and weight layout (``W_ih (4H, I)``, ``W_hh (4H, H)``). The new h also goes
+    into ``h_keep``, which may be ``h`` itself (a row of h is read whole before it is written):
+    the carried state updated without a copy after the call.
 
     Arithmetic stays in the weights' dtype (a Python float constant would promote float32 to
     float64), and the gates go through the compiled engine's vectorised exp (``jit._exp``), with
@@ -81,7 +83,9 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out):  # pragma: no cove
             z[j] = two * cj
         jit._exp(z[:H], ec)
         for j in range(H):
-            h_out[b, j] = (one / (one + e[3 * H + j])) * (one - two / (ec[j] + one))
+            hj = (one / (one + e[3 * H + j])) * (one - two / (ec[j] + one))
+            h_out[b, j] = hj
+            h_keep[b, j] = hj
 
 
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -412,18 +416,22 @@ def stream_step(layer, x: torch.Tensor):
         # written, and lstm_sequence copies its initial state first)
         h_np = np.empty((B, H), dtype=npdt)
         c_np = c if owned else (None if single else np.empty((B, H), dtype=npdt))
+        owned_h_updated = False  # whether the kernel wrote the new h into the carried one too
         if kind == "gru":
             y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
         elif kind == "rnn":
             y_np = _rnn(np.ascontiguousarray(xs), weights, h, extra, h_np)
         elif T == 1:
-            lstm_step(xs, h, c, *weights, h_np, c_np)
+            lstm_step(xs, h, c, *weights, h_np, c_np, h if owned else h_np)
+            owned_h_updated = True
             # the output is h; with both the sequence and the state returned, two arrays
-            y_np = h_np.reshape(B, 1, H) if not (d["return_sequences"] and d["return_state"]) else h_np[:, None].copy()
+            if d["return_sequences"]:
+                y_np = h_np.reshape(B, 1, H) if not d["return_state"] else h_np[:, None].copy()
         else:
             y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
         if owned:
-            np.copyto(h, h_np)
+            if not owned_h_updated:
+                np.copyto(h, h_np)
         elif stateful:
             keep = (h_np.copy(), c_np)
     d["_last_engine"] = "fused"

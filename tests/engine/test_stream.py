@@ -19,6 +19,7 @@ def _same_calls(fast, slow, batch, lengths, seed):
     """Call both layers on the same float64 inputs of these lengths in turn (the state carried from
     call to call) and check that every output agrees to 1e-12, the final states included."""
     gen = torch.Generator().manual_seed(seed)
+    kept = []  # every output, to check that no later call changes it (the carried state is updated in place)
     with torch.no_grad():
         for T in lengths:
             x = torch.rand(batch, T, 3, generator=gen, dtype=torch.float64) * 4 - 2
@@ -28,7 +29,10 @@ def _same_calls(fast, slow, batch, lengths, seed):
             for u, v in zip(a, b):
                 assert u.shape == v.shape and u.dtype == torch.float64
                 assert max_diff(u, v) < 1e-12
+                kept.append((u, v))
     for u, v in zip(fast.states, slow.states):
+        assert max_diff(u, v) < 1e-12
+    for u, v in kept:
         assert max_diff(u, v) < 1e-12
 
 
