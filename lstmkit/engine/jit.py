@@ -21,6 +21,7 @@ import ctypes
 import logging
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -317,8 +318,6 @@ def _load_openmp():
     torch's own library so that they are the instance torch's ops run on (another package may
     map a libgomp of its own: scikit-learn does), or None (another platform or OpenMP runtime:
     the thread pool then). Linux only: measured and tested there."""
-    import sys
-
     import torch
 
     if not sys.platform.startswith("linux"):
@@ -374,8 +373,6 @@ def _on_openmp(lib, kernel, calls):
     ``body``'s very entry, before its ``try``, ctypes hands it to ``sys.unraisablehook``, which
     catches it for the duration; and a slice left undone without any exception is an error too,
     never a silent gap in the outputs."""
-    import sys
-
     done = [False] * len(calls)
     errors = []
 
