@@ -261,15 +261,11 @@ def _prepared(layer):
     cell = d["_modules"].get("cell")
     if cell is None:
         return None  # not built yet
+    cached = d.get("_stream")
+    if cached is not None and _current(d, cell, cached):
+        return cached[4]
     cd = cell.__dict__
     params = cd["_parameters"]
-    # the settings the kernels read, which a user may change on a built cell
-    settings = (cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size"))
-    cached = d.get("_stream")
-    if (cached is not None and cached[0] is cell and cached[1] == d["engine"] and len(params) == len(cached[2])
-            and all(map(operator.is_, params.values(), cached[2]))
-            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3] and cached[5] == settings):
-        return cached[4]
     tensors = tuple(params.values())
     if any(t is None for t in tensors):
         return None  # a parameter set to None: the engine path says what it makes of that
@@ -286,8 +282,24 @@ def _prepared(layer):
             W_hr = params["weight_hr"].detach().numpy() if cell.proj_size else None
             extra = (fused._lstm_cfg(v, cell.proj_size, False, False), opt, W_hr, v.layer_norm)
         ready = (cell.weight_ih.dtype, main, kind, extra)
-    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, settings)
+    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, _settings(cd))
     return ready
+
+
+def _settings(cd: dict) -> tuple:
+    """The settings of a cell (its ``__dict__``) the kernels read, which a user may change on a built cell."""
+    return cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size")
+
+
+def _current(d: dict, cell, cached: tuple) -> bool:
+    """Whether ``cached`` (the layer's ``_stream`` entry; ``d`` the layer's ``__dict__``) still
+    describes ``cell``: the same cell, engine, parameter objects, storages and settings."""
+    if cached[0] is not cell or cached[1] != d["engine"]:
+        return False
+    cd = cell.__dict__
+    params = cd["_parameters"]
+    return (len(params) == len(cached[2]) and all(map(operator.is_, params.values(), cached[2]))
+            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3] and cached[5] == _settings(cd))
 
 
 # Up to this batch size, this many units and this many gate rows in all (B * 4H), a whole
@@ -354,6 +366,25 @@ def _variant(x, weights, extra, h, c):
     return y
 
 
+def _next_step(d: dict, x: torch.Tensor, mine: tuple):
+    """The next step of a stream: a stateful vanilla LSTM in evaluation mode, called one step at
+    a time, whose last call made the plan ``mine[3]`` (``d`` the layer's ``__dict__``, ``mine``
+    its ``_stream_state``). Only what can change between two such calls is checked again (the
+    carried state, the input's shape and dtype, the layer's flags, the weights); None when
+    anything differs, and :func:`stream_step` decides afresh. About half the Python of a step
+    through :func:`stream_step` (docs/performance.md)."""
+    shape, dtype, flags, cached = mine[3]
+    if (d["_states"] is not mine[0] or x.shape != shape or x.dtype != dtype or not x.is_cpu
+            or (d["training"], d["stateful"], d["return_sequences"], d["return_state"]) != flags
+            or not _current(d, d["_modules"].get("cell"), cached) or torch.is_autocast_enabled("cpu")):
+        return None
+    h, c = mine[1], mine[2]
+    h_np = np.empty(h.shape, h.dtype)
+    lstm_step(x.numpy(), h, c, *cached[4][1], h_np, c, h)
+    d["_last_engine"] = "fused"
+    return torch.from_numpy(h_np.reshape(shape[0], 1, -1) if flags[2] else h_np)
+
+
 def stream_step(layer, x: torch.Tensor):
     """The layer's output for ``x (B, T, I)`` through the compiled kernels, or None when the call
     or the layer is not one they cover (the caller then runs the engine as usual).
@@ -365,6 +396,11 @@ def stream_step(layer, x: torch.Tensor):
     ``SEQUENCE_MAX_UNITS`` units and ``SEQUENCE_MAX_GATE_ROWS`` gate rows, where the kernels beat
     torch's ops."""
     d = layer.__dict__
+    mine = d.get("_stream_state")
+    if mine is not None and mine[3] is not None:
+        out = _next_step(d, x, mine)
+        if out is not None:
+            return out
     if d["training"] and (d["dropout"] or d["recurrent_dropout"]):
         return None
     shape = x.shape
@@ -395,7 +431,6 @@ def stream_step(layer, x: torch.Tensor):
     elif states[0].shape[0] != B or states[0].dtype != dtype:
         return None  # the engine path explains the batch-size or dtype mismatch
     else:
-        mine = d.get("_stream_state")
         if mine is not None and mine[0] is states:
             h, c = mine[1], mine[2]
             owned = True
@@ -438,7 +473,10 @@ def stream_step(layer, x: torch.Tensor):
     if stateful:
         if not owned:
             d["_states"] = state = tuple(torch.from_numpy(a) for a in keep if a is not None)
-            d["_stream_state"] = (state, *keep)
+            d["_stream_state"] = mine = (state, *keep, None)
+        if lstm and T == 1 and not d["training"] and not d["return_state"]:
+            # the next step of the same stream takes the short way (_next_step)
+            d["_stream_state"] = (*mine[:3], (shape, dtype, (False, True, d["return_sequences"], False), d["_stream"]))
         if c_np is not None and d["return_state"]:
             c_np = c_np.copy()  # a returned state must not change with the carried one
     # Tensors straight from the arrays: torch's own view ops (unbind, unsqueeze) cost ~2-4 us each

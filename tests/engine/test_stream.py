@@ -444,3 +444,92 @@ def test_a_cell_setting_changed_after_the_first_call_reaches_the_shortcut():
         assert max_diff(layer(x), ref(x)) < 1e-6
     assert "_stream" not in layer.__getstate__()  # NumPy copies of the weights are not pickled
     assert max_diff(pickle.loads(pickle.dumps(layer))(x), ref(x)) < 1e-6
+
+
+def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_steps(monkeypatch):
+    # After one step through stream_step, the layer's next steps take _next_step, which checks only
+    # what can change between two calls. Every change here must either keep the result exact
+    # (against the reference loop) or hand the call back to stream_step, whose checks decide.
+    outcomes = []
+    real = stream._next_step
+
+    def counted(*args):
+        out = real(*args)
+        outcomes.append(out is not None)
+        return out
+
+    monkeypatch.setattr(stream, "_next_step", counted)
+    fast, slow = _pair()
+    gen = torch.Generator().manual_seed(11)
+
+    def step(expect_short, *, batch=2, engine="fused", dtype=torch.float64):
+        x = torch.randn(batch, 1, 3, generator=gen, dtype=dtype)
+        outcomes.clear()
+        a, b = fast(x), slow(x)
+        assert fast.engine_in_use == engine
+        assert outcomes[-1:] == ([True] if expect_short else [False] * len(outcomes[-1:]))
+        assert a.shape == b.shape and max_diff(a, b) < (1e-12 if dtype == torch.float64 else 1e-5)
+
+    def twin(change):
+        for layer in (fast, slow):
+            change(layer)
+
+    with torch.no_grad():
+        step(False)  # the first step makes the plan
+        step(True)
+        step(True)
+        twin(lambda m: m.cell.weight_hh.mul_(0.5))  # in place (an optimizer step): the views see it
+        step(True)
+        new_hh = torch.rand(28, 7, generator=gen, dtype=torch.float64) - 0.5
+        twin(lambda m: setattr(m.cell.weight_hh, "data", new_hh.clone()))  # new storage
+        step(False)
+        step(True)
+        new_ih = torch.nn.Parameter(torch.rand(28, 3, generator=gen, dtype=torch.float64) - 0.5)
+        twin(lambda m: setattr(m.cell, "weight_ih", torch.nn.Parameter(new_ih.detach().clone())))
+        step(False)
+        step(True)
+        twin(lambda m: m.reset_states())
+        step(False)
+        step(True)
+        state = (torch.rand(2, 7, generator=gen, dtype=torch.float64),) * 2
+        twin(lambda m: setattr(m, "states", tuple(s.clone() for s in state)))
+        step(False)
+        step(True)
+        twin(lambda m: setattr(m, "return_sequences", True))
+        step(False)
+        step(True)  # (2, 1, 7) on the short way too
+        twin(lambda m: setattr(m, "return_sequences", False))
+        step(False)
+        twin(lambda m: m.train())  # no dropout: the shortcut still runs, but the long way
+        step(False)
+        step(False)
+        twin(lambda m: m.eval())  # the same carried arrays all along: the plan holds again
+        step(True)
+        twin(lambda m: setattr(m, "stateful", False))  # from zeros, every time
+        step(False)
+        twin(lambda m: setattr(m, "stateful", True))  # goes on from the state it carried before
+        step(True)
+        twin(lambda m: setattr(m, "return_state", True))  # a tuple back: the long way, always
+        x = torch.randn(2, 1, 3, dtype=torch.float64)
+        assert all(max_diff(u, v) < 1e-12 for u, v in zip(fast(x), slow(x)))
+        twin(lambda m: setattr(m, "return_state", False))
+        step(True)
+        x = torch.randn(2, 1, 3, dtype=torch.float64, requires_grad=True)  # read through a detached view
+        assert max_diff(fast(x), slow(x)) < 1e-12
+        step(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: torch's ops
+            y = fast(torch.randn(2, 1, 3, dtype=torch.float64))
+        assert fast.engine_in_use != "fused" and y.shape == (2, 7)
+        slow.states = fast.states
+        step(False)
+        step(True)
+        with pytest.raises(ValueError, match="carries a state for batch size 2"):
+            fast(torch.randn(5, 1, 3, dtype=torch.float64))
+        with pytest.raises(TypeError, match="does not match the layer's weights"):
+            fast(torch.randn(2, 1, 3))
+        twin(lambda m: m.to(torch.float32))  # the carried state follows the weights
+        step(False, dtype=torch.float32)
+        step(True, dtype=torch.float32)
+        twin(lambda m: setattr(m, "engine", "reference"))
+        step(False, engine="reference", dtype=torch.float32)
+    assert max_diff(fast.states, slow.states) < 1e-5
