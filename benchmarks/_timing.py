@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 
@@ -32,15 +33,36 @@ def _block_us(fn, calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def paired_us(fns, calls: int = 300, rounds: int = 9, warmup: int = 20) -> list[float]:
-    """Microseconds per call of each of ``fns``, measured in alternating blocks (a block of each
-    in turn, ``rounds`` times; the median per function). A small difference between two calls
-    of a few milliseconds is lost in drift when each is timed in its own stretch of time."""
+def alternated_us(fns, calls: int = 300, rounds: int = 9, warmup: int = 20, seed: int = 0) -> list[list[float]]:
+    """Microseconds per call of each of ``fns`` in every round: a block of ``calls`` calls of each
+    in turn, in a fresh random order each round (seeded), ``rounds`` times. A small difference
+    between two calls is lost in drift when each is timed in its own stretch of time, and a fixed
+    order would give one of them the same place in every round's pattern of load."""
     for fn in fns:
         for _ in range(warmup):
             fn()
+    order = list(range(len(fns)))
+    shuffle = random.Random(seed).shuffle
     blocks = [[] for _ in fns]
     for _ in range(rounds):
-        for times, fn in zip(blocks, fns):
-            times.append(_block_us(fn, calls))
-    return [statistics.median(times) for times in blocks]
+        shuffle(order)
+        for i in order:
+            blocks[i].append(_block_us(fns[i], calls))
+    return blocks
+
+
+def paired_us(fns, calls: int = 300, rounds: int = 9, warmup: int = 20) -> list[float]:
+    """The median over :func:`alternated_us`'s rounds, for each of ``fns``."""
+    return [statistics.median(times) for times in alternated_us(fns, calls, rounds, warmup)]
+
+
+def paired_ratio(times, anchor) -> float:
+    """The median over rounds of ``times[r] / anchor[r]``: each round's ratio is taken between
+    calls made moments apart, so that the load of the machine, which drifts from round to
+    round, cancels."""
+    return statistics.median(t / a for t, a in zip(times, anchor))
+
+
+def paired_difference(times, anchor) -> float:
+    """The median over rounds of ``times[r] - anchor[r]``, as :func:`paired_ratio`."""
+    return statistics.median(t - a for t, a in zip(times, anchor))

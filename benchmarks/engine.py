@@ -21,20 +21,26 @@ the backward pass, in bytes per time step (tensors saved by autograd, or by the 
 
 Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]``.
 Timings are medians over the repeats after one warm-up call, taken in rounds over all rows of a
-size (one call of each row per round), so that every row sees the same drift of the machine;
-the table says how many threads.
+size (one call of each row per round, in a fresh random order), so that every row sees the same
+drift of the machine. A ratio is the median over the rounds of the row's time over the anchor's
+in the same round. The anchor is timed twice, as two instances: the second row ("again") shows
+how far two identical calls scatter in the run, the floor under any ratio read from the table.
+The table says how many threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
 import sys
 import time
 
 import torch
 from torch import nn
+
+from _timing import paired_ratio
 
 from lstmkit.engine import fused, jit
 from lstmkit.layers import GRU, LSTM, SimpleRNN
@@ -58,7 +64,9 @@ def step_fns(module, x, torch_module: bool):
 
 def candidates(I: int, H: int):
     """(label, module factory, is a torch module) for every row of the table."""
-    rows = [("torch.nn.LSTM", lambda: nn.LSTM(I, H, batch_first=True), True)]
+    rows = [("torch.nn.LSTM", lambda: nn.LSTM(I, H, batch_first=True), True),
+            # the anchor's own kernel a second time: how far two identical calls scatter in this run
+            ("torch.nn.LSTM again (noise floor)", lambda: nn.LSTM(I, H, batch_first=True), True)]
     for engine in ("auto", "native", "fused", "reference"):
         rows.append((f"LSTM vanilla {engine}",
                      lambda e=engine: LSTM(H, input_size=I, return_sequences=True, engine=e), False))
@@ -163,6 +171,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     flushed = not args.keep_denormals and torch.set_flush_denormal(True)
     torch.manual_seed(0)
+    order = random.Random(0)  # each round's order of the rows
     sizes = SIZES if args.sizes == "all" else QUICK_SIZES
     if args.size:
         sizes = [tuple(int(n) for n in size.split(",")) for size in args.size]
@@ -170,7 +179,8 @@ def main(argv=None) -> int:
           f"median of {args.repeats}, {platform.processor() or platform.machine()}")
     print(f"# compiled sweep: {'on' if fused.JIT_ENABLED else 'off (LSTMKIT_JIT=0 or no numba)'}, "
           f"its matrix product through {jit.BLAS}")
-    print("# ratio = time / torch.nn.LSTM time at the same size, in this run (lower is faster)")
+    print("# ratio = the median over rounds of time / torch.nn.LSTM's time in the same round, at the same size "
+          "(lower is faster); rows in a fresh random order each round")
     print(f"# denormals: {'flushed to zero (torch.set_flush_denormal)' if flushed else 'kept'}")
     peak = gemm_peak_gflops()
     print(f"# fp32 peak, the fastest square float32 torch.mm of this run: {peak:.0f} GFLOP/s")
@@ -192,30 +202,32 @@ def main(argv=None) -> int:
         keras_step = keras_train_step(B, T, I, H)
         if keras_step is not None:
             keras_step()  # warm-up: tracing and XLA compilation
-        # Rounds over all rows (Keras's too), so that every row sees the same drift of the machine.
+        # Rounds over all rows (Keras's too), each in a fresh random order, so that every row
+        # sees the same drift of the machine and none always follows the same neighbour.
         t_keras = []
+        jobs = [(fwd, train, t_fwd, t_train) for *_, fwd, train, t_fwd, t_train in rows]
+        if keras_step is not None:
+            jobs.append((None, keras_step, None, t_keras))
         for _ in range(args.repeats):
-            for *_, fwd, train, t_fwd, t_train in rows:
-                t_fwd.append(timed(fwd))
+            order.shuffle(jobs)
+            for fwd, train, t_fwd, t_train in jobs:
+                if fwd is not None:
+                    t_fwd.append(timed(fwd))
                 t_train.append(timed(train))
-            if keras_step is not None:
-                t_keras.append(timed(keras_step))
-        anchor = None
+        anchor = rows[0][5:]
         for label, module, is_torch, _, _, t_fwd, t_train in rows:
+            ratios = paired_ratio(t_fwd, anchor[0]), paired_ratio(t_train, anchor[1])
             t_fwd, t_train = statistics.median(t_fwd), statistics.median(t_train)
-            if anchor is None:
-                anchor = (t_fwd, t_train)
             gflops = 3 * 2 * B * T * (I + H) * gate_blocks(module) * H / t_train / 1e9
             mem = saved_bytes(module, x, is_torch) // T
-            print(f"| ({B}, {T}, {I}, {H}) | {label} | {t_fwd * 1e3:.2f} | {t_fwd / anchor[0]:.2f}x "
-                  f"| {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x | {gflops:.0f} | {100 * gflops / peak:.0f}% "
+            print(f"| ({B}, {T}, {I}, {H}) | {label} | {t_fwd * 1e3:.2f} | {ratios[0]:.2f}x "
+                  f"| {t_train * 1e3:.2f} | {ratios[1]:.2f}x | {gflops:.0f} | {100 * gflops / peak:.0f}% "
                   f"| {mem:,} |", flush=True)
         if keras_step is None:
             print(f"| ({B}, {T}, {I}, {H}) | Keras 3 | not installed | | | | | | |")
         else:
-            t_train = statistics.median(t_keras)
-            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {t_train * 1e3:.2f} | {t_train / anchor[1]:.2f}x "
-                  "| | | |")
+            print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {statistics.median(t_keras) * 1e3:.2f} "
+                  f"| {paired_ratio(t_keras, anchor[1]):.2f}x | | | |")
     return 0
 
 

@@ -13,7 +13,11 @@ Rows, measured in one run:
   loses by calling ``predict``; the second is ``predict``'s own per-call overhead (input
   conversion, batching, the mode switch, the output array). The three are timed in alternating
   blocks, since the differences are small next to the drift of the machine over the seconds a
-  measurement takes.
+  measurement takes. The two differences are medians over the rounds of each round's difference.
+
+The step rows (Keras's apart, milliseconds a step) are timed the same way: blocks of 2,000 calls of
+each in turn, in a fresh random order each round; a ratio is the median over the rounds of the
+row's block over the anchor's block of the same round.
 
 Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, after warm-up.
 """
@@ -21,13 +25,14 @@ Run: ``python benchmarks/inference.py [--threads N]``. Medians over many calls, 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 import numpy as np
 import torch
 from torch import nn
 
-from _timing import paired_us, per_call_us
+from _timing import alternated_us, paired_difference, paired_ratio, per_call_us
 
 import lstmkit
 from lstmkit.layers import GRU, LSTM, Dense, SimpleRNN
@@ -45,15 +50,15 @@ def keras_step_us():
     return per_call_us(lambda: model(x, training=False), calls=200)
 
 
-def cell_step_us(cell, x) -> float:
-    """Microseconds per step of a ``torch.nn`` cell on ``x (1, 1, I)``, its state passed back in."""
+def cell_step(cell, x):
+    """One step of a ``torch.nn`` cell on ``x (1, 1, I)``, its state passed back in, as a function."""
     state = None
 
     def step():
         nonlocal state
         state = cell(x[:, 0], state)
 
-    return per_call_us(step)
+    return step
 
 
 def main(argv=None) -> int:
@@ -77,26 +82,28 @@ def main(argv=None) -> int:
             nonlocal state
             _, state = torch_lstm(x, state)
 
-        rows.append(("torch.nn.LSTM (state passed back in)", per_call_us(torch_step)))
-        rows.append(("torch.nn.LSTMCell", cell_step_us(nn.LSTMCell(1, 64), x)))
+        rows.append(("torch.nn.LSTM (state passed back in)", torch_step))
+        rows.append(("torch.nn.LSTMCell", cell_step(nn.LSTMCell(1, 64), x)))
         ours = LSTM(64, input_size=1, stateful=True).eval()
-        rows.append(("lstmkit LSTM(stateful=True)", per_call_us(lambda: ours(x))))
+        rows.append(("lstmkit LSTM(stateful=True)", lambda: ours(x)))
         peephole = LSTM(64, variant="peephole", input_size=1, stateful=True).eval()
-        rows.append(("lstmkit LSTM(variant='peephole', stateful=True)", per_call_us(lambda: peephole(x))))
-        rows.append(("torch.nn.GRUCell", cell_step_us(nn.GRUCell(1, 64), x)))
+        rows.append(("lstmkit LSTM(variant='peephole', stateful=True)", lambda: peephole(x)))
+        rows.append(("torch.nn.GRUCell", cell_step(nn.GRUCell(1, 64), x)))
         gru = GRU(64, input_size=1, stateful=True).eval()
-        rows.append(("lstmkit GRU(stateful=True)", per_call_us(lambda: gru(x))))
-        rows.append(("torch.nn.RNNCell", cell_step_us(nn.RNNCell(1, 64), x)))
+        rows.append(("lstmkit GRU(stateful=True)", lambda: gru(x)))
+        rows.append(("torch.nn.RNNCell", cell_step(nn.RNNCell(1, 64), x)))
         rnn = SimpleRNN(64, input_size=1, stateful=True).eval()
-        rows.append(("lstmkit SimpleRNN(stateful=True)", per_call_us(lambda: rnn(x))))
-    keras_us = keras_step_us()
-    rows.append(("Keras 3 LSTM(stateful=True)", keras_us))
-    anchor = rows[0][1]
-    for label, us in rows:
-        if us is None:
-            print(f"| {label} | not installed | |")
-        else:
-            print(f"| {label} | {us:.1f} | {us / anchor:.2f}x |")
+        rows.append(("lstmkit SimpleRNN(stateful=True)", lambda: rnn(x)))
+        # every row in alternating blocks, in a fresh order each round (as the predict rows)
+        blocks = alternated_us([fn for _, fn in rows], calls=2000, rounds=9, warmup=200)
+    anchor = blocks[0]
+    for (label, _), times in zip(rows, blocks):
+        print(f"| {label} | {statistics.median(times):.1f} | {paired_ratio(times, anchor):.2f}x |")
+    keras_us = keras_step_us()  # milliseconds a step: timed on its own
+    if keras_us is None:
+        print("| Keras 3 LSTM(stateful=True) | not installed | |")
+    else:
+        print(f"| Keras 3 LSTM(stateful=True) | {keras_us:.1f} | {keras_us / statistics.median(anchor):.2f}x |")
 
     print()
     print("| predict on a batch, LSTM(64) + Dense(1) | nn.LSTM + Linear us | the model's layers by hand us "
@@ -120,10 +127,11 @@ def main(argv=None) -> int:
 
         # the model stays in training mode, as a fresh one is, so that predict's mode switch is
         # timed too; its layers have no dropout, so by hand they compute the same either way
-        t_raw, t_hand, t_ours = paired_us([raw, by_hand, lambda: model.predict(xb, batch_size=B)],
-                                          calls=max(10, 3000 // B))
-        print(f"| B={B}, T={T} | {t_raw:.1f} | {t_hand:.1f} | {t_ours:.1f} | {t_ours - t_raw:+.1f} "
-              f"| {t_ours - t_hand:+.1f} |")
+        raw_t, hand_t, ours_t = alternated_us([raw, by_hand, lambda: model.predict(xb, batch_size=B)],
+                                              calls=max(10, 3000 // B))
+        t_raw, t_hand, t_ours = (statistics.median(t) for t in (raw_t, hand_t, ours_t))
+        print(f"| B={B}, T={T} | {t_raw:.1f} | {t_hand:.1f} | {t_ours:.1f} | {paired_difference(ours_t, raw_t):+.1f} "
+              f"| {paired_difference(ours_t, hand_t):+.1f} |")
     return 0
 
 
