@@ -89,6 +89,89 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, h_out, c_out, h_keep):  # pragma:
 
 
 @jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def gru_step(x, h, W_ih, W_hh, b_ih, b_hh, reset_after, h_out, h_keep):  # pragma: no cover - compiled
+    """``h_out`` = one GRU step from ``x (B, 1, I)``, ``h (B, H)`` (torch's gate order r, z, n and
+    weight layout); the new h also into ``h_keep``, which may be ``h`` (as :func:`lstm_step`).
+    ``reset_after`` as :func:`gru_sequence`. One compiled call, the input term included: the
+    step through ``gru_sequence`` (its input term in NumPy first) cost ~2x (docs/performance.md)."""
+    B, _, I = x.shape
+    H = h.shape[1]
+    one = b_ih.dtype.type(1.0)
+    two = b_ih.dtype.type(2.0)
+    zi = np.empty(3 * H, b_ih.dtype)
+    a = np.empty(3 * H, b_ih.dtype)
+    e = np.empty(3 * H, b_ih.dtype)
+    rh = np.empty(H, b_ih.dtype)
+    for b in range(B):
+        for r in range(3 * H):  # the input term, b_ih included
+            s = b_ih[r]
+            for k in range(I):
+                s += W_ih[r, k] * x[b, 0, k]
+            zi[r] = s
+        for r in range(2 * H):  # exp(-z) for the sigmoids r and z
+            s = zi[r] + b_hh[r]
+            for k in range(H):
+                s += W_hh[r, k] * h[b, k]
+            a[r] = -s
+        jit._exp(a[:2 * H], e[:2 * H])
+        if reset_after:  # r scales W_hn h + b_hn
+            for j in range(H):
+                s = b_hh[2 * H + j]
+                for k in range(H):
+                    s += W_hh[2 * H + j, k] * h[b, k]
+                a[2 * H + j] = two * (zi[2 * H + j] + s / (one + e[j]))
+        else:  # r scales h before the product
+            for k in range(H):
+                rh[k] = h[b, k] / (one + e[k])
+            for j in range(H):
+                s = b_hh[2 * H + j]
+                for k in range(H):
+                    s += W_hh[2 * H + j, k] * rh[k]
+                a[2 * H + j] = two * (zi[2 * H + j] + s)
+        jit._exp(a[2 * H:], e[2 * H:])  # exp(2 z) for tanh
+        for j in range(H):
+            n = one - two / (e[2 * H + j] + one)
+            z = one / (one + e[H + j])
+            h_out[b, j] = n + z * (h[b, j] - n)
+        for j in range(H):  # after the row is read whole: h_keep may be h
+            h_keep[b, j] = h_out[b, j]
+
+
+# fastmath without "nnan", as rnn_sequence below
+@jit.njit(cache=True, fastmath=jit._RNN_FASTMATH, error_model="numpy", nogil=True)
+def rnn_step(x, h, W_ih, W_hh, b_ih, b_hh, relu, h_out, h_keep):  # pragma: no cover - compiled
+    """``h_out`` = one Elman RNN step from ``x (B, 1, I)``, ``h (B, H)``: tanh, or relu where
+    ``relu``; the new h also into ``h_keep``, which may be ``h`` (as :func:`lstm_step`)."""
+    B, _, I = x.shape
+    H = h.shape[1]
+    one = b_ih.dtype.type(1.0)
+    two = b_ih.dtype.type(2.0)
+    zero = b_ih.dtype.type(0.0)
+    a = np.empty(H, b_ih.dtype)
+    e = np.empty(H, b_ih.dtype)
+    for b in range(B):
+        for r in range(H):
+            s = b_ih[r] + b_hh[r]
+            for k in range(I):
+                s += W_ih[r, k] * x[b, 0, k]
+            for k in range(H):
+                s += W_hh[r, k] * h[b, k]
+            a[r] = s
+        if relu:
+            for j in range(H):
+                v = a[j]
+                h_out[b, j] = zero if v < zero else v  # NaN < 0 is false: NaN stays NaN
+        else:
+            for j in range(H):  # tanh(v) = 1 - 2 / (e^2v + 1)
+                a[j] = two * a[j]
+            jit._exp(a, e)
+            for j in range(H):
+                h_out[b, j] = one - two / (e[j] + one)
+        for j in range(H):
+            h_keep[b, j] = h_out[b, j]
+
+
+@jit.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def lstm_sequence(zx, h, c, W_hh, y, h_out, c_out):  # pragma: no cover - compiled
     """The vanilla LSTM over ``zx (B, T, 4H)``, each step's input term with both biases (torch's
     gate order): ``y (B, T, H)`` receives every step's h, ``h_out, c_out`` the final state.
@@ -367,9 +450,9 @@ def _variant(x, weights, extra, h, c):
 
 
 def _next_step(d: dict, x: torch.Tensor, mine: tuple):
-    """The next step of a stream: a stateful vanilla LSTM in evaluation mode, called one step at
-    a time, whose last call made the plan ``mine[3]`` (``d`` the layer's ``__dict__``, ``mine``
-    its ``_stream_state``). Only what can change between two such calls is checked again (the
+    """The next step of a stream: a stateful vanilla LSTM, GRU or Elman RNN in evaluation mode,
+    called one step at a time, whose last call made the plan ``mine[3]`` (``d`` the layer's
+    ``__dict__``, ``mine`` its ``_stream_state``). Only what can change between two such calls is checked again (the
     carried state, the input's shape and dtype, the layer's flags, the weights); None when
     anything differs, and :func:`stream_step` decides afresh. About half the Python of a step
     through :func:`stream_step` (docs/performance.md)."""
@@ -380,7 +463,13 @@ def _next_step(d: dict, x: torch.Tensor, mine: tuple):
         return None
     h, c = mine[1], mine[2]
     h_np = np.empty(h.shape, h.dtype)
-    lstm_step(x.numpy(), h, c, *cached[4][1], h_np, c, h)
+    _, weights, kind, extra = cached[4]
+    if kind == "lstm":
+        lstm_step(x.numpy(), h, c, *weights, h_np, c, h)
+    elif kind == "gru":
+        gru_step(x.numpy(), h, *weights, extra, h_np, h)
+    else:
+        rnn_step(x.numpy(), h, *weights, extra, h_np, h)
     d["_last_engine"] = "fused"
     return torch.from_numpy(h_np.reshape(shape[0], 1, -1) if flags[2] else h_np)
 
@@ -452,16 +541,21 @@ def stream_step(layer, x: torch.Tensor):
         h_np = np.empty((B, H), dtype=npdt)
         c_np = c if owned else (None if single else np.empty((B, H), dtype=npdt))
         owned_h_updated = False  # whether the kernel wrote the new h into the carried one too
-        if kind == "gru":
-            y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
-        elif kind == "rnn":
-            y_np = _rnn(np.ascontiguousarray(xs), weights, h, extra, h_np)
-        elif T == 1:
-            lstm_step(xs, h, c, *weights, h_np, c_np, h if owned else h_np)
+        if T == 1:
+            if kind == "gru":
+                gru_step(xs, h, *weights, extra, h_np, h if owned else h_np)
+            elif kind == "rnn":
+                rnn_step(xs, h, *weights, extra, h_np, h if owned else h_np)
+            else:
+                lstm_step(xs, h, c, *weights, h_np, c_np, h if owned else h_np)
             owned_h_updated = True
             # the output is h; with both the sequence and the state returned, two arrays
             if d["return_sequences"]:
                 y_np = h_np.reshape(B, 1, H) if not d["return_state"] else h_np[:, None].copy()
+        elif kind == "gru":
+            y_np = _gru(np.ascontiguousarray(xs), weights, h, extra, h_np)
+        elif kind == "rnn":
+            y_np = _rnn(np.ascontiguousarray(xs), weights, h, extra, h_np)
         else:
             y_np = _sequence(np.ascontiguousarray(xs), weights, h, c, h_np, c_np)
         if owned:
@@ -474,7 +568,7 @@ def stream_step(layer, x: torch.Tensor):
         if not owned:
             d["_states"] = state = tuple(torch.from_numpy(a) for a in keep if a is not None)
             d["_stream_state"] = mine = (state, *keep, None)
-        if lstm and T == 1 and not d["training"] and not d["return_state"]:
+        if T == 1 and kind != "variant" and not d["training"] and not d["return_state"]:
             # the next step of the same stream takes the short way (_next_step)
             d["_stream_state"] = (*mine[:3], (shape, dtype, (False, True, d["return_sequences"], False), d["_stream"]))
         if c_np is not None and d["return_state"]:

@@ -402,7 +402,11 @@ def test_a_relu_elman_rnn_passes_nan_on_as_torch_does():
     x[0, 1, 0] = float("nan")
     with torch.no_grad():
         y = layer(x)
-    assert layer.engine_in_use == "fused" and not torch.isnan(y[0, 0]).any() and torch.isnan(y[0, 1:]).all()
+        assert layer.engine_in_use == "fused" and not torch.isnan(y[0, 0]).any() and torch.isnan(y[0, 1:]).all()
+        layer.stateful = True  # step by step: the step kernel
+        steps = [layer(x[:, t:t + 1]) for t in range(3)]
+    assert layer.engine_in_use == "fused" and not torch.isnan(steps[0]).any()
+    assert all(torch.isnan(s).all() for s in steps[1:])
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's own
@@ -446,7 +450,21 @@ def test_a_cell_setting_changed_after_the_first_call_reaches_the_shortcut():
     assert max_diff(pickle.loads(pickle.dumps(layer))(x), ref(x)) < 1e-6
 
 
-def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_steps(monkeypatch):
+def _twins(make, dtype=torch.float64):
+    fast = randomize(make().to(dtype), seed=3)
+    slow = make(engine="reference").to(dtype)
+    slow.load_state_dict(fast.state_dict())
+    return fast.eval(), slow.eval()
+
+
+@pytest.mark.parametrize("make", [
+    lambda **o: LSTM(7, input_size=3, stateful=True, **o),
+    lambda **o: GRU(7, input_size=3, stateful=True, **o),
+    lambda **o: GRU(7, input_size=3, stateful=True, reset_after=False, **o),
+    lambda **o: SimpleRNN(7, input_size=3, stateful=True, **o),
+    lambda **o: SimpleRNN(7, input_size=3, stateful=True, nonlinearity="relu", **o),
+], ids=["lstm", "gru", "gru-reset-before", "rnn", "rnn-relu"])
+def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_steps(make, monkeypatch):
     # After one step through stream_step, the layer's next steps take _next_step, which checks only
     # what can change between two calls. Every change here must either keep the result exact
     # (against the reference loop) or hand the call back to stream_step, whose checks decide.
@@ -459,7 +477,7 @@ def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_step
         return out
 
     monkeypatch.setattr(stream, "_next_step", counted)
-    fast, slow = _pair()
+    fast, slow = _twins(make)
     gen = torch.Generator().manual_seed(11)
 
     def step(expect_short, *, batch=2, engine="fused", dtype=torch.float64):
@@ -480,18 +498,18 @@ def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_step
         step(True)
         twin(lambda m: m.cell.weight_hh.mul_(0.5))  # in place (an optimizer step): the views see it
         step(True)
-        new_hh = torch.rand(28, 7, generator=gen, dtype=torch.float64) - 0.5
+        new_hh = torch.rand(fast.cell.weight_hh.shape, generator=gen, dtype=torch.float64) - 0.5
         twin(lambda m: setattr(m.cell.weight_hh, "data", new_hh.clone()))  # new storage
         step(False)
         step(True)
-        new_ih = torch.nn.Parameter(torch.rand(28, 3, generator=gen, dtype=torch.float64) - 0.5)
+        new_ih = torch.nn.Parameter(torch.rand(fast.cell.weight_ih.shape, generator=gen, dtype=torch.float64) - 0.5)
         twin(lambda m: setattr(m.cell, "weight_ih", torch.nn.Parameter(new_ih.detach().clone())))
         step(False)
         step(True)
         twin(lambda m: m.reset_states())
         step(False)
         step(True)
-        state = (torch.rand(2, 7, generator=gen, dtype=torch.float64),) * 2
+        state = (torch.rand(2, 7, generator=gen, dtype=torch.float64),) * len(fast.state_names)
         twin(lambda m: setattr(m, "states", tuple(s.clone() for s in state)))
         step(False)
         step(True)
