@@ -1,4 +1,4 @@
-"""Inference of the LSTM, its variants and the GRU at small batches on the CPU, as one compiled call.
+"""Inference of the LSTM, its variants, the GRU and the Elman RNN at small batches on the CPU, as one compiled call.
 
 Streaming a model one step at a time (a forecaster fed live data, a generator sampling symbol by
 symbol) costs per call what torch charges to set up its ops: ATen's fused cell op
@@ -10,9 +10,10 @@ most of it set-up, where :func:`lstm_sequence` (the input term for all steps as 
 then a compiled loop, one matrix-vector product per row and step), called straight
 from the layer, takes 50-130 us.
 
-:func:`gru_sequence` does the same for the GRU, :func:`rnn_sequence` for the Elman RNN (a
-``SimpleRNN(64)`` step 41 us against 124 through torch's cell op, 10 steps 0.22x of the torch
-sweep it ran before). Every other LSTM variant (peepholes, the coupled gate, the Greff et al.
+:func:`gru_sequence` does the same for the GRU, :func:`rnn_sequence` for the Elman RNN (10 steps
+of ``SimpleRNN(64)`` 0.22x of the torch sweep it ran before); :func:`gru_step` and
+:func:`rnn_step` are their single steps, input term included (0.57x and 0.43x of a step through
+the sequence kernels, alternated). Every other LSTM variant (peepholes, the coupled gate, the Greff et al.
 ablations, layer norm, a projection; not gate recurrence) runs the fused path's forward kernel,
 ``jit.lstm_forward``, with nothing saved (:func:`_variant`): a peephole ``LSTM(64)`` step in
 45-85 us against 240-290 through its own cell step.
@@ -22,7 +23,8 @@ ablations, layer norm, a projection; not gate recurrence) runs the fused path's 
 with no mask and no initial state passed in (the layer's carried state or zeros): a vanilla
 LSTM step at any batch size, a sequence (or any GRU, Elman or variant call) at small batches. A
 carried state it made it updates in place (reading it through ``layer.states`` hands it over
-for good). It returns None for anything else, which then takes the ordinary engine path. Tests
+for good), and the next step of such a stream takes :func:`_next_step`, which checks only what can
+change between two steps. It returns None for anything else, which then takes the ordinary engine path. Tests
 compare it with the reference loop in float64 and with ``torch.nn.LSTMCell``,
 ``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
 """
@@ -93,7 +95,8 @@ def gru_step(x, h, W_ih, W_hh, b_ih, b_hh, reset_after, h_out, h_keep):  # pragm
     """``h_out`` = one GRU step from ``x (B, 1, I)``, ``h (B, H)`` (torch's gate order r, z, n and
     weight layout); the new h also into ``h_keep``, which may be ``h`` (as :func:`lstm_step`).
     ``reset_after`` as :func:`gru_sequence`. One compiled call, the input term included: the
-    step through ``gru_sequence`` (its input term in NumPy first) cost ~2x (docs/performance.md)."""
+    step through ``gru_sequence`` (its input term in NumPy first) took 1.7x as long
+    (docs/performance.md)."""
     B, _, I = x.shape
     H = h.shape[1]
     one = b_ih.dtype.type(1.0)
