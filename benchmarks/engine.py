@@ -19,7 +19,8 @@ and that as a percentage of the fp32 peak, taken as the fastest of a few large s
 matrix products (torch.mm) timed at the start of the same run; and the activation memory kept for
 the backward pass, in bytes per time step (tensors saved by autograd, or by the fused kernel).
 
-Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]``.
+Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]
+[--retain-memory]``.
 Timings are medians over the repeats after one warm-up call, taken in rounds over all rows of a
 size (one call of each row per round, in a fresh random order), so that every row sees the same
 drift of the machine. A ratio is the median over the rounds of the row's time over the anchor's
@@ -43,6 +44,7 @@ from torch import nn
 from _timing import paired_ratio
 
 from lstmkit.engine import fused, jit
+from lstmkit.engine.allocator import retain_freed_memory
 from lstmkit.layers import GRU, LSTM, SimpleRNN
 
 SIZES = [(1, 1000, 1, 64), (16, 500, 8, 64), (32, 100, 32, 128), (64, 100, 64, 256), (128, 50, 128, 512)]
@@ -163,6 +165,9 @@ def main(argv=None) -> int:
                         help="skip the reference loop when B*T*H exceeds this (it is slow)")
     parser.add_argument("--size", action="append", metavar="B,T,I,H",
                         help="run this size only (repeatable), e.g. --size 32,100,32,128")
+    parser.add_argument("--retain-memory", action="store_true",
+                        help="call lstmkit.retain_freed_memory() first: freed tensors' memory kept for reuse "
+                             "instead of page-faulting back in every step (it reaches every row alike)")
     parser.add_argument("--keep-denormals", action="store_true",
                         help="leave denormal floats on (by default they are flushed to zero: a tanh RNN's "
                              "vanishing gradient otherwise runs 10-100x slower on them, which times the CPU's "
@@ -170,6 +175,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     flushed = not args.keep_denormals and torch.set_flush_denormal(True)
+    retained = args.retain_memory and retain_freed_memory()
     torch.manual_seed(0)
     order = random.Random(0)  # each round's order of the rows
     sizes = SIZES if args.sizes == "all" else QUICK_SIZES
@@ -182,6 +188,7 @@ def main(argv=None) -> int:
     print("# ratio = the median over rounds of time / torch.nn.LSTM's time in the same round, at the same size "
           "(lower is faster); rows in a fresh random order each round")
     print(f"# denormals: {'flushed to zero (torch.set_flush_denormal)' if flushed else 'kept'}")
+    print(f"# freed memory: {'retained for reuse (lstmkit.retain_freed_memory)' if retained else 'returned to the OS (the C library default)'}")
     peak = gemm_peak_gflops()
     print(f"# fp32 peak, the fastest square float32 torch.mm of this run: {peak:.0f} GFLOP/s")
     print()

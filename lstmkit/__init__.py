@@ -13,8 +13,9 @@ __all__ = ["__version__"]
 # The life-cycle API, imported on first use so that `lstmkit --help` stays fast (no torch import).
 _LAZY = {"Sequential": "lstmkit.models", "Model": "lstmkit.models", "load_model": "lstmkit.models",
          "set_seed": "lstmkit.models", "callbacks": "lstmkit.callbacks", "layers": "lstmkit.layers",
-         "models": "lstmkit.models", "forecast": "lstmkit.forecast"}
-__all__ += ["Sequential", "Model", "load_model", "set_seed", "callbacks"]
+         "models": "lstmkit.models", "forecast": "lstmkit.forecast",
+         "retain_freed_memory": "lstmkit.engine.allocator"}
+__all__ += ["Sequential", "Model", "load_model", "set_seed", "callbacks", "retain_freed_memory"]
 
 
 def __getattr__(name):
