@@ -106,7 +106,9 @@ class _FusedLSTM(torch.autograd.Function):
         v, H, proj, names = ctx.cell_meta
         x, mask, rmask, params = _kept_inputs(ctx)
         p = dict(zip(names, params))
-        grads = _lstm_backward(v, H, proj, p, x, mask, rmask, ctx.saved, dy, dhT, dcT, daT)
+        needs = ctx.needs_input_grad
+        grads = _lstm_backward(v, H, proj, p, x, mask, rmask, ctx.saved, dy, dhT, dcT, daT, need_x=needs[1],
+                               need_w={n: needs[7 + k] for k, n in enumerate(names)})
         dx, dh0, dc0, da0, dparams = grads
         return (None, dx, None, None, dh0, dc0, da0, *[dparams[n] for n in names])
 
@@ -191,15 +193,21 @@ def _lstm_forward(v, H, proj, p, x, mask, rmask, h, c, a, save):
     return y, state, S
 
 
-def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
-    """The backward sweep over time, then every weight gradient as one product over B*T rows."""
+def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da, need_x=True, need_w=None):
+    """The backward sweep over time, then every weight gradient as one product over B*T rows.
+
+    ``need_x`` False (the input from data, as in a first layer) skips the input's gradient, and
+    ``need_w[name]`` False a frozen weight's: each a matrix product over all B*T rows (the input's
+    ~7% of a train step at (128, 50, 128, 512), ~1% at the smaller benchmark sizes;
+    docs/performance.md)."""
+    need_w = need_w or {}
     B, T, _ = x.shape
     sweep = _lstm_sweep_jit if S.get("jit") else _lstm_sweep_torch
     R = sweep(v, H, proj, p, mask, rmask, S, dy, dh, dc, da)
     dZ_all = R["dZ"]
     dZh_all = dZ_all if R["dZh"] is None else R["dZh"]
     grads = {}
-    grads["weight_hh"] = _flat(dZh_all).t() @ _flat(R["h_in"])
+    grads["weight_hh"] = _flat(dZh_all).t() @ _flat(R["h_in"]) if need_w.get("weight_hh", True) else None
     if v.layer_norm:
         grads["ln_hh_weight"] = R["dln"]["ln_hh_weight"]
         grads["ln_c_weight"], grads["ln_c_bias"] = R["dln"]["ln_c_weight"], R["dln"]["ln_c_bias"]
@@ -214,8 +222,8 @@ def _lstm_backward(v, H, proj, p, x, mask, rmask, S, dy, dh, dc, da):
     else:
         dZx = _flat(dZ_all)
         grads["bias_ih"] = grads["bias_hh"] = dZx.sum(0)
-    grads["weight_ih"] = dZx.t() @ _flat(x)
-    dx = (dZx @ p["weight_ih"]).view(B, T, -1)
+    grads["weight_ih"] = dZx.t() @ _flat(x) if need_w.get("weight_ih", True) else None
+    dx = (dZx @ p["weight_ih"]).view(B, T, -1) if need_x else None
     for gate, d in R["dpeep"].items():
         grads[f"weight_c{gate}"] = d
     if v.gate_recurrence:
@@ -635,7 +643,9 @@ class _FusedGRU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dhT):
         x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
-        out = _gru_backward(ctx.reset_after, x, mask, rmask, W_ih, W_hh, ctx.saved, dy, dhT)
+        needs = ctx.needs_input_grad  # (reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh)
+        out = _gru_backward(ctx.reset_after, x, mask, rmask, W_ih, W_hh, ctx.saved, dy, dhT,
+                            needs[1], needs[5], needs[6])
         return (None, *out[:1], None, None, *out[1:])
 
 
@@ -674,8 +684,9 @@ def _gru_forward(reset_after, x, mask, rmask, h, W_ih, W_hh, b_ih, b_hh, save):
     return torch.stack(ys, dim=1), h, S
 
 
-def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh):
-    """The backward sweep over time, then the weight gradients as products over B*T rows."""
+def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh, need_x=True, need_ih=True, need_hh=True):
+    """The backward sweep over time, then the weight gradients as products over B*T rows; the
+    input's and the two weights' only where needed (as :func:`_lstm_backward`)."""
     B, T, _ = x.shape
     if S.get("jit"):
         R = _gru_sweep_jit(reset_after, mask, rmask, W_hh, S, dy, dh)
@@ -683,10 +694,10 @@ def _gru_backward(reset_after, x, mask, rmask, W_ih, W_hh, S, dy, dh):
         R = _gru_sweep_torch(reset_after, mask, rmask, W_hh, S, dy, dh)
     dZx_all, dZh_rz_all, dZh_n_all = _flat(R["dZx"]), _flat(R["dZh_rz"]), _flat(R["dZh_n"])
     h_in_all, n_src = _flat(R["h_in"]), _flat(R["n_src"])
-    dW_hh = torch.cat([dZh_rz_all.t() @ h_in_all, dZh_n_all.t() @ n_src], dim=0)
+    dW_hh = torch.cat([dZh_rz_all.t() @ h_in_all, dZh_n_all.t() @ n_src], dim=0) if need_hh else None
     db_hh = torch.cat([dZh_rz_all.sum(0), dZh_n_all.sum(0)])
-    dW_ih = dZx_all.t() @ _flat(x)
-    dx = (dZx_all @ W_ih).view(B, T, -1)
+    dW_ih = dZx_all.t() @ _flat(x) if need_ih else None
+    dx = (dZx_all @ W_ih).view(B, T, -1) if need_x else None
     return dx, R["dh"], dW_ih, dW_hh, dZx_all.sum(0), db_hh
 
 
@@ -759,9 +770,10 @@ class _FusedRNN(torch.autograd.Function):
         sweep = _rnn_sweep_jit if S.get("jit") else _rnn_sweep_torch
         dZ_all, h_in_all, dh = sweep(ctx.relu, mask, rmask, W_hh, S, dy, dhT)
         dZ_all = _flat(dZ_all)
-        dW_hh = dZ_all.t() @ _flat(h_in_all)
-        dW_ih = dZ_all.t() @ _flat(x)
-        dx = (dZ_all @ W_ih).view(B, T, -1)
+        needs = ctx.needs_input_grad  # (relu, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh): as _lstm_backward
+        dW_hh = dZ_all.t() @ _flat(h_in_all) if needs[6] else None
+        dW_ih = dZ_all.t() @ _flat(x) if needs[5] else None
+        dx = (dZ_all @ W_ih).view(B, T, -1) if needs[1] else None
         db = dZ_all.sum(0)
         return None, dx, None, None, dh, dW_ih, dW_hh, db, db
 

@@ -350,3 +350,49 @@ def _is_tensor(obj) -> bool:
         return isinstance(obj, torch.Tensor)
     except ReferenceError:  # a dead weakref.proxy (numba leaves some behind) raises on any access
         return False
+
+
+class _CountMatmuls(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the matrix products dispatched while it is active (the real ops run)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["lstm-vanilla", "lstm-layernorm", "lstm-peephole-proj", "gru", "rnn-tanh"])
+def test_fused_backward_skips_the_products_of_what_needs_no_gradient(name, sweep):
+    # An input from data (a first layer) needs no gradient, nor does a frozen weight: their
+    # products over all B*T rows are skipped, and every gradient that is needed is unchanged.
+    cell = randomize(CELLS[name]().double(), seed=7)
+    x, state = inputs(cell, seed=8)
+    _, full = outputs_and_grads(cell, "fused", x, state)
+
+    def backward_matmuls(x, frozen=()):
+        for pname, p in cell.named_parameters():
+            p.requires_grad_(pname not in frozen)
+        try:
+            y, final = run(cell, x, state, engine="fused")
+            wanted = [t for t in (x, *state, *cell.parameters()) if t.requires_grad]
+            with _CountMatmuls() as counted:
+                grads = torch.autograd.grad(weighted_sum([y, *final]), wanted)
+            return counted.count, dict(zip(map(id, wanted), grads))
+        finally:
+            for p in cell.parameters():
+                p.requires_grad_(True)
+
+    every = [x, *state, *cell.parameters()]
+    n_all, got = backward_matmuls(x)
+    assert all(max_diff([got[id(t)]], [g]) == 0 for t, g in zip(every, full))
+    n_data, got = backward_matmuls(x.detach())  # the input from data
+    assert n_data == n_all - 1
+    assert all(max_diff([got[id(t)]], [g]) == 0 for t, g in zip(every[1:], full[1:]))
+    n_frozen, got = backward_matmuls(x.detach(), frozen=("weight_ih", "weight_hh"))
+    assert n_frozen <= n_data - 2  # one product each (the GRU's recurrent weight: two)
+    kept = [(t, g) for t, g in zip(every, full) if id(t) in got]
+    assert len(kept) == len(got) and all(max_diff([got[id(t)]], [g]) == 0 for t, g in kept)
