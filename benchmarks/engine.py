@@ -188,7 +188,8 @@ def main(argv=None) -> int:
     print("# ratio = the median over rounds of time / torch.nn.LSTM's time in the same round, at the same size "
           "(lower is faster); rows in a fresh random order each round")
     print(f"# denormals: {'flushed to zero (torch.set_flush_denormal)' if flushed else 'kept'}")
-    print(f"# freed memory: {'retained for reuse (lstmkit.retain_freed_memory)' if retained else 'returned to the OS (the C library default)'}")
+    memory = "retained for reuse (lstmkit.retain_freed_memory)" if retained else "returned to the OS (the C default)"
+    print(f"# freed memory: {memory}")
     peak = gemm_peak_gflops()
     print(f"# fp32 peak, the fastest square float32 torch.mm of this run: {peak:.0f} GFLOP/s")
     print()

@@ -1,4 +1,5 @@
-"""Inference of the LSTM, its variants, the GRU and the Elman RNN at small batches on the CPU, as one compiled call.
+"""Inference of the LSTM, its variants, the GRU and the Elman RNN at small batches on the CPU, in
+one compiled call.
 
 Streaming a model one step at a time (a forecaster fed live data, a generator sampling symbol by
 symbol) costs per call what torch charges to set up its ops: ATen's fused cell op
@@ -455,10 +456,11 @@ def _variant(x, weights, extra, h, c):
 def _next_step(d: dict, x: torch.Tensor, mine: tuple):
     """The next step of a stream: a stateful vanilla LSTM, GRU or Elman RNN in evaluation mode,
     called one step at a time, whose last call made the plan ``mine[3]`` (``d`` the layer's
-    ``__dict__``, ``mine`` its ``_stream_state``). Only what can change between two such calls is checked again (the
-    carried state, the input's shape and dtype, the layer's flags, the weights); None when
-    anything differs, and :func:`stream_step` decides afresh. About half the Python of a step
-    through :func:`stream_step` (docs/performance.md)."""
+    ``__dict__``, ``mine`` its ``_stream_state``). Only what can change between two such calls
+    is checked again (the carried state, the input's shape and dtype, the layer's flags, the
+    weights); None when anything differs, and :func:`stream_step` decides afresh. An
+    ``LSTM(64)`` step 0.87x-0.88x of one through all of :func:`stream_step`'s checks
+    (docs/performance.md)."""
     shape, dtype, flags, cached = mine[3]
     if (d["_states"] is not mine[0] or x.shape != shape or x.dtype != dtype or not x.is_cpu
             or (d["training"], d["stateful"], d["return_sequences"], d["return_state"]) != flags
