@@ -13,6 +13,7 @@ def test_engine_benchmark_prints_every_row():
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "# denormals: flushed to zero" in out
+    assert "# freed memory: returned to the OS" in out  # lstmkit.retain_freed_memory only with --retain-memory
     for label in ("torch.nn.LSTM", "torch.nn.LSTM again (noise floor)", "LSTM vanilla auto", "LSTM vanilla fused", "LSTM layernorm fused", "GRU auto",
                   "torch.nn.GRU", "SimpleRNN auto", "torch.nn.RNN"):
         assert f"| (2, 5, 3, 4) | {label} |" in out, label
