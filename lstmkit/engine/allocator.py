@@ -24,8 +24,12 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _LARGEST = 2**31 - 1  # an int: requests above 2 GB still get pages of their own
+# Older glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2, 32 MB on 64-bit systems
+# (glibc 2.36 here accepts the largest): there, tensors above 32 MB keep pages of their own.
+_OLDER_GLIBC_LIMIT = 32 << 20
 
 _retaining = False
+_threshold = None  # the mmap threshold set, in bytes
 
 
 def retain_freed_memory() -> bool:
@@ -35,13 +39,14 @@ def retain_freed_memory() -> bool:
     (128, 50, 128, 512), both for ``torch.nn.LSTM`` and lstmkit's paths; docs/performance.md).
 
     Returns True where it applied (Linux with glibc), False elsewhere, where nothing changes.
-    Calling it again does nothing more. The process then holds on to its peak memory.
+    Calling it again does nothing more. The process then holds on to its peak memory. Older
+    glibc caps the threshold at 32 MB: tensors above that are still faulted in afresh there.
 
     >>> import lstmkit
     >>> lstmkit.retain_freed_memory() in (True, False)
     True
     """
-    global _retaining
+    global _retaining, _threshold
     if _retaining:
         return True
     if not sys.platform.startswith("linux"):
@@ -51,8 +56,13 @@ def retain_freed_memory() -> bool:
         return False  # not glibc (musl's mallopt does nothing)
     mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    # Every allocation up to 2 GB from the heap, and nothing freed at its top handed back.
-    _retaining = bool(mallopt(_M_MMAP_THRESHOLD, _LARGEST)) and bool(mallopt(_M_TRIM_THRESHOLD, _LARGEST))
+    # Every allocation up to 2 GB (or the older limit) from the heap, and nothing freed at its
+    # top handed back.
+    for threshold in (_LARGEST, _OLDER_GLIBC_LIMIT):
+        if mallopt(_M_MMAP_THRESHOLD, threshold):
+            _threshold = threshold
+            break
+    _retaining = _threshold is not None and bool(mallopt(_M_TRIM_THRESHOLD, _LARGEST))
     return _retaining
 
 

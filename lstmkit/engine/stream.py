@@ -332,6 +332,8 @@ def _eligible(cell, engine: str) -> str | None:
 
 
 _OPTIONAL = ("weight_ci", "weight_cf", "weight_co", "ln_hh_weight", "ln_c_weight", "ln_c_bias", "ln_ih_weight")
+_MAIN = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+_KNOWN = _MAIN | {"weight_hr", "weight_gr", *_OPTIONAL}  # every parameter a cell registers itself
 
 
 def _prepared(layer):
@@ -340,7 +342,7 @@ def _prepared(layer):
     or a variant's kernel configuration and further weights.
 
     Cached on the layer and checked on every call with plain dictionary reads (no
-    ``nn.Module.__getattr__``): the same cell, engine, parameter objects and storages. The views
+    ``nn.Module.__getattr__``): the same cell, engine, parameter names, objects and storages. The views
     share memory with the parameters, so in-place updates (optimizer steps, ``load_state_dict``)
     show through; ``layer.to(...)`` or new parameters rebuild them.
     """
@@ -358,6 +360,10 @@ def _prepared(layer):
         return None  # a parameter set to None: the engine path says what it makes of that
     kind = _eligible(cell, d["engine"])
     ready = None
+    # Pruning, spectral_norm and the old weight_norm rename a weight (weight_hh_orig, ...) and
+    # hook the cell's call to make it, a call the kernels never make: the engine path runs those.
+    if kind is not None and (not set(params) <= _KNOWN or not _MAIN <= set(params) or _hooked(cd)):
+        kind = None
     if kind is not None:
         main = tuple(params[name].detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         extra = getattr(cell, "reset_after", True) if kind == "gru" else getattr(cell, "nonlinearity", "") == "relu"
@@ -369,8 +375,14 @@ def _prepared(layer):
             W_hr = params["weight_hr"].detach().numpy() if cell.proj_size else None
             extra = (fused._lstm_cfg(v, cell.proj_size, False, False), opt, W_hr, v.layer_norm)
         ready = (cell.weight_ih.dtype, main, kind, extra)
-    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, _settings(cd))
+    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, _settings(cd),
+                    tuple(params))
     return ready
+
+
+def _hooked(cd: dict) -> bool:
+    """Whether a cell (its ``__dict__``) has hooks on its call, which the kernels never make."""
+    return bool(cd["_forward_pre_hooks"] or cd["_forward_hooks"])
 
 
 def _settings(cd: dict) -> tuple:
@@ -380,13 +392,15 @@ def _settings(cd: dict) -> tuple:
 
 def _current(d: dict, cell, cached: tuple) -> bool:
     """Whether ``cached`` (the layer's ``_stream`` entry; ``d`` the layer's ``__dict__``) still
-    describes ``cell``: the same cell, engine, parameter objects, storages and settings."""
+    describes ``cell``: the same cell, engine, parameter names, objects and storages, settings,
+    and no hooks on the cell's call."""
     if cached[0] is not cell or cached[1] != d["engine"]:
         return False
     cd = cell.__dict__
     params = cd["_parameters"]
     return (len(params) == len(cached[2]) and all(map(operator.is_, params.values(), cached[2]))
-            and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3] and cached[5] == _settings(cd))
+            and tuple(params) == cached[6] and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3]
+            and cached[5] == _settings(cd) and not _hooked(cd))
 
 
 # Up to this batch size, this many units and this many gate rows in all (B * 4H), a whole

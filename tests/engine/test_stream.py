@@ -551,3 +551,37 @@ def test_the_next_step_of_a_stream_checks_again_whatever_can_change_between_step
         twin(lambda m: setattr(m, "engine", "reference"))
         step(False, engine="reference", dtype=torch.float32)
     assert max_diff(fast.states, slow.states) < 1e-5
+
+
+_PRUNED = {"lstm": lambda **o: LSTM(4, input_size=3, stateful=True, **o),
+           "peephole": lambda **o: LSTM(4, input_size=3, stateful=True, variant="peephole", **o),
+           "gru": lambda **o: GRU(4, input_size=3, stateful=True, **o),
+           "rnn": lambda **o: SimpleRNN(4, input_size=3, stateful=True, **o)}
+
+
+@pytest.mark.parametrize("cell,weight", [(c, w) for c in _PRUNED for w in ("bias_hh", "weight_hh")]
+                         + [("peephole", "weight_ci")])
+def test_a_weight_pruned_or_normalised_mid_stream_reaches_every_later_step(cell, weight):
+    # torch.nn.utils.prune renames the weight (weight_hh_orig) and hooks the cell's call to make
+    # the pruned one, a call the kernels never make: the shortcut must step aside, not read the
+    # unpruned weight (pruning the last parameter keeps the parameter objects and their order) or
+    # fail on the missing name.
+    import torch.nn.utils.prune as prune
+
+    make = _PRUNED[cell]
+    fast, slow = _twins(make)
+    gen = torch.Generator().manual_seed(13)
+    xs = [torch.randn(2, 1, 3, generator=gen, dtype=torch.float64) for _ in range(5)]
+    with torch.no_grad():
+        for x in xs[:2]:
+            fast(x), slow(x)
+        for layer in (fast, slow):
+            prune.l1_unstructured(layer.cell, weight, amount=0.5)
+        for x in xs[2:]:
+            assert max_diff(fast(x), slow(x)) < 1e-12
+        assert stream._prepared(fast) is None
+    with torch.no_grad():  # spectral_norm renames and hooks the same way
+        layer = make().double().eval()
+        torch.nn.utils.spectral_norm(layer.cell, "weight_hh")
+        layer(xs[0])
+        assert stream._prepared(layer) is None
