@@ -65,6 +65,40 @@ def _add(a, b):
     return a if b is None else a + b
 
 
+class _NoSecondDerivative(torch.autograd.Function):
+    """A first derivative passed on unchanged, linked to what it depends on; differentiating it
+    raises (the fused backward is derived by hand, for first derivatives only)."""
+
+    @staticmethod
+    def forward(ctx, grad, *depends_on):
+        return grad.clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            "lstmkit's fused path computes first derivatives only (its backward is derived by hand), so a "
+            "second derivative (create_graph=True, then differentiating the gradient again, as a gradient "
+            "penalty or MAML does) cannot go through it. Use engine='reference' for the recurrent layers involved.")
+
+
+def _first_order_only(backward):
+    """A fused Function's backward that, under ``create_graph=True``, returns gradients whose own
+    backward raises a clear error, instead of second derivatives that silently miss the hand-derived
+    part (torch's ``once_differentiable`` raises too, but only where the second backward happens to
+    reach it, and says nothing of what to do)."""
+
+    @functools.wraps(backward)
+    def wrapped(ctx, *grads):
+        if not torch.is_grad_enabled():
+            return backward(ctx, *grads)
+        with torch.no_grad():
+            out = backward(ctx, *grads)
+        depends_on = [t for t in (*grads, *ctx.saved_tensors) if isinstance(t, torch.Tensor) and t.requires_grad]
+        return tuple(g if g is None else _NoSecondDerivative.apply(g, *depends_on) for g in out)
+
+    return wrapped
+
+
 def _keep_inputs(ctx, x, mask, rmask, *tensors):
     """Save what every backward reads; absent masks are stored as empty placeholders."""
     ctx.has_mask, ctx.has_rmask = mask is not None, rmask is not None
@@ -102,6 +136,7 @@ class _FusedLSTM(torch.autograd.Function):
         return (y, *(t.clone() for t in state))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy, dhT, dcT, daT=None):
         v, H, proj, names = ctx.cell_meta
         x, mask, rmask, params = _kept_inputs(ctx)
@@ -641,6 +676,7 @@ class _FusedGRU(torch.autograd.Function):
         return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy, dhT):
         x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
         needs = ctx.needs_input_grad  # (reset_after, x, mask, rmask, h0, W_ih, W_hh, b_ih, b_hh)
@@ -763,6 +799,7 @@ class _FusedRNN(torch.autograd.Function):
         return y, hT.clone()  # see _FusedLSTM.forward: outputs never alias saved tensors
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy, dhT):
         x, mask, rmask, (W_ih, W_hh) = _kept_inputs(ctx)
         B, T, _ = x.shape

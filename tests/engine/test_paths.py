@@ -396,3 +396,22 @@ def test_fused_backward_skips_the_products_of_what_needs_no_gradient(name, sweep
     assert n_frozen <= n_data - 2  # one product each (the GRU's recurrent weight: two)
     kept = [(t, g) for t, g in zip(every, full) if id(t) in got]
     assert len(kept) == len(got) and all(max_diff([got[id(t)]], [g]) == 0 for t, g in kept)
+
+
+@pytest.mark.parametrize("name", ["lstm-vanilla", "lstm-peephole-proj", "gru", "rnn-tanh"])
+def test_fused_first_derivatives_under_create_graph_and_a_clear_error_for_a_second(name, sweep):
+    # The fused backward is derived by hand, for first derivatives only. Under create_graph=True
+    # the first derivatives are exact; differentiating them again must raise and say what to do,
+    # not return second derivatives that silently miss the hand-derived part.
+    cell = randomize(CELLS[name]().double(), seed=9)
+    x, state = inputs(cell, seed=10)
+    wanted = [x, *state, *cell.parameters()]
+    ref_out, ref_grads = outputs_and_grads(cell, "reference", x, state)
+    y, final = run(cell, x, state, engine="fused")
+    grads = torch.autograd.grad(weighted_sum([y, *final]), wanted, create_graph=True)
+    assert max_diff(grads, ref_grads) < 1e-12
+    penalty = sum(g.pow(2).sum() for g in grads)
+    with pytest.raises(RuntimeError, match="first derivatives only.*engine='reference'"):
+        torch.autograd.grad(penalty, list(cell.parameters()), retain_graph=True)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        penalty.backward()
