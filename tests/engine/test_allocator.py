@@ -40,10 +40,10 @@ def test_reallocating_a_large_tensor_stops_faulting_after_retain_freed_memory():
     assert done.returncode == 0, done.stderr
     default, applied, retaining, after, threshold = done.stdout.split()
     assert applied == retaining == "True"
-    # 64 MB is 16,384 pages of 4 KB (fewer where transparent huge pages back it)
-    assert float(default) > 100
+    # 64 MB is 16,384 pages of 4 KB, or 32 of 2 MB where transparent huge pages back every mapping
+    assert float(default) >= 16
     if int(threshold) >= 64 << 20:  # older glibc caps the threshold at 32 MB (allocator.py)
-        assert float(after) < float(default) / 100
+        assert float(after) < float(default) / 16
 
 
 def test_it_says_false_and_changes_nothing_off_glibc(monkeypatch):
