@@ -5,11 +5,11 @@ step ends. torch's CPU tensors come from the C library's ``malloc``; glibc's ser
 above its mmap threshold (128 KB, adapting up to 32 MB) with fresh pages from the kernel and
 hands them back on ``free``. Every page of every large tensor then costs a page fault when it is
 first written, in every step: at (128, 50, 128, 512), ~48,000 faults and ~0.14 s of system time
-per train step of ``torch.nn.LSTM`` on this machine, and as many for lstmkit's own paths
+per train step of ``torch.nn.LSTM`` on this machine, 27,000-39,000 for lstmkit's fused LSTM
 (docs/performance.md).
 
 :func:`retain_freed_memory` raises glibc's thresholds so that freed memory stays in the process
-and the next step's tensors reuse it: no faults after the first step. The price is that the
+and the next step's tensors reuse it: no faults after the first few steps. The price is that the
 process keeps its peak memory instead of returning what it frees, which the CUDA caching
 allocator also does. It is a setting of the whole process (it reaches every library in it), so
 lstmkit never makes it on its own: call it at the start of a training script.
@@ -35,8 +35,10 @@ _threshold = None  # the mmap threshold set, in bytes
 def retain_freed_memory() -> bool:
     """Keep the memory that freed tensors leave for the next allocations instead of returning it
     to the operating system, for the rest of the process: large training steps on the CPU no
-    longer page-fault on every new tensor (measured 0.75x-0.85x the time of a train step at
-    (128, 50, 128, 512), both for ``torch.nn.LSTM`` and lstmkit's paths; docs/performance.md).
+    longer page-fault on every new tensor (measured at (128, 50, 128, 512): a train step of
+    ``torch.nn.LSTM`` or ``engine="auto"`` 0.80x of its time, lstmkit's fused LSTM paths
+    0.76x-0.85x; the GRU and the Elman RNN, which allocate less, about unchanged;
+    docs/performance.md).
 
     Returns True where it applied (Linux with glibc), False elsewhere, where nothing changes.
     Calling it again does nothing more. The process then holds on to its peak memory. Older
