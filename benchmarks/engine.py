@@ -19,7 +19,7 @@ and that as a percentage of the fp32 peak, taken as the fastest of a few large s
 matrix products (torch.mm) timed at the start of the same run; and the activation memory kept for
 the backward pass, in bytes per time step (tensors saved by autograd, or by the fused kernel).
 
-Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--sizes quick|all] [--size B,T,I,H]
+Run: ``python benchmarks/engine.py [--threads N] [--repeats N] [--pair-rounds N] [--sizes quick|all] [--size B,T,I,H]
 [--retain-memory]``.
 Timings are medians over the repeats after one warm-up call, taken in rounds over all rows of a
 size (one call of each row per round, in a fresh random order), so that every row sees the same
@@ -27,14 +27,27 @@ drift of the machine. A ratio is the median over the rounds of the row's time ov
 in the same round. The anchor is timed twice, as two instances: the second row ("again") shows
 how far two identical calls scatter in the run, the floor under any ratio read from the table.
 The table says how many threads.
+
+A second table, the head-to-head, answers one question more tightly: is ``engine="auto"``'s
+train step within a few percent of ``torch.nn.LSTM``'s? Two things widen the main table's
+scatter. A round runs ~16 rows, so a row and the anchor may be seconds apart. And the other rows'
+allocations (the reference loop's graph, the fused kernels' buffers) leave glibc's heap in a
+state where a later call may page-fault thousands of pages back in, or not, depending on what ran
+before it: at (16, 500, 8, 64) calls of the anchor's own kernel took 33-36 ms without faults and
+45-69 ms with 2,500-8,800. The head-to-head runs each size in a fresh process (its allocator
+shaped by these calls alone, as in a script that trains one model), with just three calls (the
+anchor, its second instance, ``auto``) in a fresh random order each round, ``--pair-rounds``
+rounds; its "again" column is its own noise floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 
@@ -161,6 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", choices=["quick", "all"], default="all")
+    parser.add_argument("--pair-rounds", type=int, default=30,
+                        help="rounds of the head-to-head table (auto against torch.nn.LSTM call by call); 0 skips it")
     parser.add_argument("--skip-reference-above", type=int, default=10**9,
                         help="skip the reference loop when B*T*H exceeds this (it is slow)")
     parser.add_argument("--size", action="append", metavar="B,T,I,H",
@@ -172,10 +187,14 @@ def main(argv=None) -> int:
                         help="leave denormal floats on (by default they are flushed to zero: a tanh RNN's "
                              "vanishing gradient otherwise runs 10-100x slower on them, which times the CPU's "
                              "denormal handling rather than the paths)")
+    parser.add_argument("--head-to-head-child", metavar="B,T,I,H", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     flushed = not args.keep_denormals and torch.set_flush_denormal(True)
     retained = args.retain_memory and retain_freed_memory()
+    if args.head_to_head_child:  # the head-to-head of one size, run by head_to_head_in_child
+        print(json.dumps(head_to_head(tuple(int(n) for n in args.head_to_head_child.split(",")), args.pair_rounds)))
+        return 0
     torch.manual_seed(0)
     order = random.Random(0)  # each round's order of the rows
     sizes = SIZES if args.sizes == "all" else QUICK_SIZES
@@ -196,6 +215,7 @@ def main(argv=None) -> int:
     print("| size (B, T, I, H) | path | forward ms | ratio | train step ms | ratio | GFLOP/s | % of peak "
           "| saved bytes/step |")
     print("|---|---|---|---|---|---|---|---|---|")
+    pairs = []  # (size, head-to-head times)
     for B, T, I, H in sizes:
         x = torch.randn(B, T, I)
         rows = []
@@ -236,7 +256,52 @@ def main(argv=None) -> int:
         else:
             print(f"| ({B}, {T}, {I}, {H}) | Keras 3 (jit) | | | {statistics.median(t_keras) * 1e3:.2f} "
                   f"| {paired_ratio(t_keras, anchor[1]):.2f}x | | | |")
+        if args.pair_rounds > 0:
+            pairs.append(((B, T, I, H), head_to_head_in_child(args, (B, T, I, H))))
+    if pairs:
+        print()
+        print(f"# head-to-head: train step, each size in a fresh process, the three calls in a fresh random "
+              f"order each round, {args.pair_rounds} rounds; ratios as above")
+        print("| size (B, T, I, H) | torch.nn.LSTM ms | again ms | auto ms | again / torch.nn.LSTM "
+              "| auto / torch.nn.LSTM |")
+        print("|---|---|---|---|---|---|")
+        for (B, T, I, H), (t_anchor, t_again, t_auto) in pairs:
+            print(f"| ({B}, {T}, {I}, {H}) | {statistics.median(t_anchor) * 1e3:.2f} "
+                  f"| {statistics.median(t_again) * 1e3:.2f} | {statistics.median(t_auto) * 1e3:.2f} "
+                  f"| {paired_ratio(t_again, t_anchor):.3f}x | {paired_ratio(t_auto, t_anchor):.3f}x |")
     return 0
+
+
+def head_to_head_in_child(args, size) -> list[list[float]]:
+    """The head-to-head's times at ``size`` (seconds per call: anchor, again, auto), measured by
+    this script in a fresh process with the same threads, denormal and memory settings."""
+    command = [sys.executable, __file__, "--threads", str(args.threads), "--pair-rounds", str(args.pair_rounds),
+               "--head-to-head-child", ",".join(map(str, size))]
+    command += ["--retain-memory"] * args.retain_memory + ["--keep-denormals"] * args.keep_denormals
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the head-to-head at {size} failed in its process:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def head_to_head(size, rounds: int) -> list[list[float]]:
+    """Seconds per train step of torch.nn.LSTM, a second instance of it and lstmkit's LSTM with
+    ``engine="auto"`` at ``size``, one call of each per round in a fresh random order."""
+    B, T, I, H = size
+    torch.manual_seed(0)
+    x = torch.randn(B, T, I)
+    modules = [(nn.LSTM(I, H, batch_first=True), True), (nn.LSTM(I, H, batch_first=True), True),
+               (LSTM(H, input_size=I, return_sequences=True), False)]
+    calls = [step_fns(module, x, is_torch)[1] for module, is_torch in modules]
+    for call in calls:
+        call()  # warm-up: building, allocations, oneDNN primitives, numba compilation
+    times = [[] for _ in calls]
+    jobs, order = list(range(len(calls))), random.Random(0)
+    for _ in range(rounds):
+        order.shuffle(jobs)
+        for i in jobs:
+            times[i].append(timed(calls[i]))
+    return times
 
 
 if __name__ == "__main__":
