@@ -41,13 +41,42 @@ _FUSED_MAX_BATCH = 2
 _FUSED_MIN_STEPS = 50
 
 
+def _weight_hook_types() -> tuple[type, ...]:
+    from torch.nn.utils.prune import BasePruningMethod
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+    return BasePruningMethod, SpectralNorm, WeightNorm
+
+
+def cell_hooks(cell) -> str | None:
+    """What the hooks on ``cell``'s own call ask of a path: None (no hooks), ``"weights"``
+    (forward pre-hooks that only recompute a weight from others: ``torch.nn.utils.prune`` and
+    the hook-based ``spectral_norm`` and ``weight_norm``), or ``"steps"`` (any other hook, which
+    expects the cell to be called step by step, as only the reference path calls it)."""
+    pre, post = getattr(cell, "_forward_pre_hooks", None), getattr(cell, "_forward_hooks", None)
+    if not (pre or post):
+        return None
+    if post or cell._forward_pre_hooks_with_kwargs or not all(isinstance(h, _weight_hook_types()) for h in pre.values()):
+        return "steps"
+    return "weights"
+
+
 def select_engine(cell, engine: str, x: torch.Tensor, mask=None, recurrent_mask=None, owner: str = "engine") -> str:
     """The path that will run: ``engine`` itself, or the choice ``"auto"`` makes.
 
-    Raises ``ValueError`` if ``"native"`` is asked for a configuration it cannot compute.
+    Raises ``ValueError`` if ``"native"`` is asked for a configuration it cannot compute, or
+    ``"native"`` or ``"fused"`` for a cell with hooks on its call other than a weight's
+    recomputation (see :func:`cell_hooks`): those paths never call the cell.
     """
     if engine != "auto":
         check_choice(owner, "engine", engine, ENGINES)
+    if cell_hooks(cell) == "steps":
+        if engine in ("native", "fused"):
+            raise ValueError(
+                f"{owner}: engine={engine!r} never calls the cell, so the hooks registered on its call would not "
+                "run; use engine='reference' (the cell called step by step), which engine='auto' picks here."
+            )
+        return "reference"
     if engine == "native":
         reason = native_unsupported_reason(cell, mask, recurrent_mask)
         if reason is not None:
@@ -155,7 +184,14 @@ def _checked_run_inputs(cell, x, state, mask, recurrent_mask):
 def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     """Run an already selected path (see :func:`select_engine`); no checks on the hot path.
 
-    ``state`` None starts from zeros (the native path makes them in the shape its op takes)."""
+    ``state`` None starts from zeros (the native path makes them in the shape its op takes).
+    A weight that a hook on the cell's call recomputes (``torch.nn.utils.prune``, the hook-based
+    ``spectral_norm`` and ``weight_norm``) is recomputed once here, as torch's own recurrent
+    modules do once per call, before the native and fused paths read it; the reference path
+    calls the cell, which runs them every step."""
+    if path != "reference" and cell._forward_pre_hooks:
+        for hook in tuple(cell._forward_pre_hooks.values()):
+            hook(cell, (x,))
     if path == "native":
         return run_native(cell, x, state, mask)
     if state is None:
@@ -165,4 +201,4 @@ def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     return run_reference(cell, x, state, mask, recurrent_mask)
 
 
-__all__ = ["ENGINES", "dispatch", "run", "run_native", "run_reference", "select_engine"]
+__all__ = ["ENGINES", "cell_hooks", "dispatch", "run", "run_native", "run_reference", "select_engine"]

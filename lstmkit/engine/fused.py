@@ -117,8 +117,19 @@ def _kept_inputs(ctx):
 
 
 def lstm_param_names(cell) -> list[str]:
-    """The cell's parameters in the order the fused kernel takes them."""
-    return [name for name, _ in cell.named_parameters()]
+    """The names of the cell's weights, in the order the fused kernel takes them. Each is read
+    with ``getattr``: a weight that ``torch.nn.utils.prune``, ``parametrize``, ``spectral_norm``
+    or ``weight_norm`` recomputes from others is an attribute or property of that name, while
+    its parameters are renamed (``weight_hh_orig``, ``parametrizations.weight_hh.original``)."""
+    v = cell.variant
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", *(f"weight_c{g}" for g in v.peephole_gates)]
+    if v.gate_recurrence:
+        names.append("weight_gr")
+    if v.layer_norm:
+        names += ["ln_ih_weight", "ln_hh_weight", "ln_c_weight", "ln_c_bias"]
+    if cell.proj_size:
+        names.append("weight_hr")
+    return names
 
 
 class _FusedLSTM(torch.autograd.Function):
