@@ -84,6 +84,25 @@ class Recurrent(Layer):
         if self.input_size is not None:
             self.cell = self._make_cell(self.input_size)
 
+    # What the built cell fixes (with each subclass's ``_cell_settings``). Changed afterwards, the
+    # layer would describe one shape and compute another: its output size, the inference
+    # shortcut's loop bounds and get_config all read these, while the weights keep theirs.
+    _fixed_once_built = ("units", "input_size")
+    _cell_settings: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name in self._fixed_once_built or name in self._cell_settings:
+            d = self.__dict__
+            if name == "variant":  # by name or as an LSTMVariant, kept as the latter
+                value = get_variant(value, type(self).__name__)
+            if (d.get("_modules") or {}).get("cell") is not None and name in d and d[name] != value:
+                shown = (lambda v: v.name if isinstance(v, LSTMVariant) else repr(v))
+                raise AttributeError(
+                    f"{type(self).__name__}: `{name}` is fixed once the layer is built (its weights were made "
+                    f"for {name}={shown(d[name])}); make a new layer for {name}={shown(value)}."
+                )
+        super().__setattr__(name, value)
+
     # -- to be provided by subclasses ---------------------------------------------------------
     def _make_cell(self, input_size: int) -> nn.Module:
         raise NotImplementedError
@@ -359,6 +378,7 @@ class LSTM(Recurrent):
 
     state_names = ("h", "c")
     torch_class = nn.LSTM
+    _cell_settings = ("variant", "proj_size", "unit_forget_bias")
 
     def __init__(self, units: int, variant: str | LSTMVariant = "vanilla", *, proj_size: int = 0,
                  unit_forget_bias: bool = True, **options):
@@ -404,6 +424,7 @@ class GRU(Recurrent):
     """
 
     torch_class = nn.GRU
+    _cell_settings = ("reset_after",)
 
     def __init__(self, units: int, *, reset_after: bool = True, **options):
         self.reset_after = bool(reset_after)
@@ -426,6 +447,7 @@ class SimpleRNN(Recurrent):
     """
 
     torch_class = nn.RNN
+    _cell_settings = ("nonlinearity",)
 
     def __init__(self, units: int, *, nonlinearity: str = "tanh", **options):
         self.nonlinearity = check_choice("SimpleRNN", "nonlinearity", nonlinearity, NONLINEARITIES)

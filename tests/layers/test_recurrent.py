@@ -203,6 +203,31 @@ def test_bad_units(units, error, message):
         LSTM(units)
 
 
+@pytest.mark.parametrize("make, name, value", [
+    (lambda: LSTM(8, input_size=3), "units", 4),
+    (lambda: LSTM(8, input_size=3), "input_size", 5),
+    (lambda: LSTM(8, input_size=3), "variant", "peephole"),
+    (lambda: LSTM(8, input_size=3), "proj_size", 2),
+    (lambda: GRU(8, input_size=3), "reset_after", False),
+    (lambda: SimpleRNN(8, input_size=3), "nonlinearity", "relu"),
+])
+def test_a_setting_the_weights_were_made_for_is_fixed_once_built(make, name, value):
+    # before: `units` changed after the build reached the inference shortcut's loop bounds, which
+    # read an 8-unit cell's weights as 4 units and returned a (2, 4) output without a word
+    layer = make().eval()
+    x = torch.randn(2, 1, 3)
+    with torch.no_grad():
+        want = layer(x)
+    with pytest.raises(AttributeError, match=rf"`{name}` is fixed once the layer is built .*make a new layer"):
+        setattr(layer, name, value)
+    with torch.no_grad():
+        assert torch.equal(layer(x), want)
+    setattr(layer, name, getattr(layer, name))  # the same value again is no change
+    fresh = make().__class__(8)  # not built yet: anything goes
+    setattr(fresh, name, value)
+    assert getattr(fresh, name) == value or getattr(fresh, name).name == value
+
+
 def test_mask_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"LSTM: `mask` must have shape \(batch, time\) = \(2, 5\), got \(2, 4\)\."):
         LSTM(3, input_size=2)(torch.zeros(2, 5, 2), mask=torch.ones(2, 4, dtype=torch.bool))
