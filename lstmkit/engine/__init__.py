@@ -13,7 +13,11 @@ Three paths compute the same function:
 
 from __future__ import annotations
 
+import contextlib
+from collections import OrderedDict
+
 import torch
+from torch.nn.utils import parametrize
 
 from lstmkit._validation import check_choice
 from lstmkit.cells.gru import GRUCell
@@ -138,8 +142,43 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
     Either may have a batch axis of 1, meaning the same for every sequence. ``state`` None starts
     from zeros.
     """
-    mask, recurrent_mask = _checked_run_inputs(cell, x, state, mask, recurrent_mask)
-    return dispatch(select_engine(cell, engine, x, mask, recurrent_mask), cell, x, state, mask, recurrent_mask)
+    with weights_made_once(cell, (x,)) if makes_weights(cell) else contextlib.nullcontext():
+        mask, recurrent_mask = _checked_run_inputs(cell, x, state, mask, recurrent_mask)
+        return dispatch(select_engine(cell, engine, x, mask, recurrent_mask), cell, x, state, mask, recurrent_mask)
+
+
+def makes_weights(cell) -> bool:
+    """Whether ``cell`` makes a weight from others on its call (hooks of ``torch.nn.utils.prune``,
+    ``spectral_norm``, ``weight_norm``) or on each read (``torch.nn.utils.parametrize``); cheap,
+    for the hot path: then a call runs inside :func:`weights_made_once`."""
+    d = cell.__dict__
+    return bool(d["_forward_pre_hooks"]) or "parametrizations" in d["_modules"]
+
+
+@contextlib.contextmanager
+def weights_made_once(cell, inputs: tuple = ()):
+    """Within: each weight ``cell`` makes from others is made once, as torch's own recurrent
+    modules make theirs once per call, and every path reads that one. The weight pre-hooks
+    (:func:`cell_hooks` ``"weights"``) run now and stand aside until the end (the reference
+    path calls the cell every step, which would run them, and spectral_norm's power iteration,
+    T times); parametrized weights are cached (``parametrize.cached``) where each read would
+    compute them again. A cell with any other hook keeps all its hooks: it runs step by step."""
+    d = cell.__dict__
+    hooks = d["_forward_pre_hooks"]
+    standing_aside = bool(hooks) and cell_hooks(cell) == "weights"
+    if standing_aside:
+        for hook in tuple(hooks.values()):
+            hook(cell, inputs)
+        d["_forward_pre_hooks"] = OrderedDict()
+    try:
+        if "parametrizations" in d["_modules"]:
+            with parametrize.cached():
+                yield
+        else:
+            yield
+    finally:
+        if standing_aside:
+            d["_forward_pre_hooks"] = hooks
 
 
 def _checked_run_inputs(cell, x, state, mask, recurrent_mask):
@@ -185,13 +224,7 @@ def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     """Run an already selected path (see :func:`select_engine`); no checks on the hot path.
 
     ``state`` None starts from zeros (the native path makes them in the shape its op takes).
-    A weight that a hook on the cell's call recomputes (``torch.nn.utils.prune``, the hook-based
-    ``spectral_norm`` and ``weight_norm``) is recomputed once here, as torch's own recurrent
-    modules do once per call, before the native and fused paths read it; the reference path
-    calls the cell, which runs them every step."""
-    if path != "reference" and cell._forward_pre_hooks:
-        for hook in tuple(cell._forward_pre_hooks.values()):
-            hook(cell, (x,))
+    A cell whose weights are made from others runs inside :func:`weights_made_once`."""
     if path == "native":
         return run_native(cell, x, state, mask)
     if state is None:
@@ -201,4 +234,5 @@ def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     return run_reference(cell, x, state, mask, recurrent_mask)
 
 
-__all__ = ["ENGINES", "cell_hooks", "dispatch", "run", "run_native", "run_reference", "select_engine"]
+__all__ = ["ENGINES", "cell_hooks", "dispatch", "makes_weights", "run", "run_native", "run_reference", "select_engine",
+           "weights_made_once"]

@@ -34,7 +34,7 @@ from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.lstm import INITS
 from lstmkit.cells.rnn import NONLINEARITIES
 from lstmkit.cells.variants import LSTMVariant, get_variant
-from lstmkit.engine import ENGINES, dispatch, select_engine
+from lstmkit.engine import ENGINES, dispatch, makes_weights, select_engine, weights_made_once
 from lstmkit.engine.fused import torch_ops_only
 from lstmkit.engine.stream import stream_step
 from lstmkit.errors import NotBuiltError
@@ -95,13 +95,21 @@ class Recurrent(Layer):
             d = self.__dict__
             if name == "variant":  # by name or as an LSTMVariant, kept as the latter
                 value = get_variant(value, type(self).__name__)
-            if (d.get("_modules") or {}).get("cell") is not None and name in d and d[name] != value:
-                shown = (lambda v: v.name if isinstance(v, LSTMVariant) else repr(v))
+            if (d.get("_modules") or {}).get("cell") is not None and name in d:
+                if d[name] == value:
+                    return  # no change: the value the weights were made for stays as it was given
+                same_name = isinstance(value, LSTMVariant) and value.name == d[name].name
+                shown = (lambda v: v.name if isinstance(v, LSTMVariant) and not same_name else repr(v))
                 raise AttributeError(
                     f"{type(self).__name__}: `{name}` is fixed once the layer is built (its weights were made "
                     f"for {name}={shown(d[name])}); make a new layer for {name}={shown(value)}."
                 )
         super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if (name in self._fixed_once_built or name in self._cell_settings) and self.built:
+            raise AttributeError(f"{type(self).__name__}: `{name}` is fixed once the layer is built; it cannot be deleted.")
+        super().__delattr__(name)
 
     # -- to be provided by subclasses ---------------------------------------------------------
     def _make_cell(self, input_size: int) -> nn.Module:
@@ -197,6 +205,13 @@ class Recurrent(Layer):
             out = stream_step(self, x)
             if out is not None:
                 return out
+        cell = self.__dict__["_modules"].get("cell")
+        if cell is not None and makes_weights(cell):  # pruned or normalised weights: made once a call
+            with weights_made_once(cell, (x,)):
+                return self._call_engine(x, initial_state, mask, lengths)
+        return self._call_engine(x, initial_state, mask, lengths)
+
+    def _call_engine(self, x, initial_state, mask, lengths):
         name = type(self).__name__
         x = self._check_input(x)
         B, T, _ = x.shape

@@ -125,3 +125,87 @@ def test_a_pruned_layer_trains_through_the_fast_paths():
         with torch.no_grad():
             layer.engine = "auto"
             assert max_diff([layer(x)], [fast]) < 1e-5
+
+
+@pytest.mark.parametrize("how", list(REPARAMETRIZE))
+def test_in_training_each_path_makes_the_weight_once_a_call(how):
+    # spectral_norm's power iteration runs when the weight is made, in training: once per layer
+    # call on every path (the reference loop calls the cell every step, and a parametrized weight
+    # is made on every read), so the paths agree, and so do the power iteration's vectors after
+    from lstmkit.layers import LSTM
+
+    def make(engine):  # the same layer each time (prune's weight is no leaf: no deepcopy)
+        torch.manual_seed(0)
+        layer = LSTM(5, input_size=4, return_sequences=True, engine=engine).double()
+        REPARAMETRIZE[how](layer.cell, "weight_hh")
+        with torch.no_grad():
+            for p in layer.cell.parameters():
+                p.add_(0.3 * torch.randn_like(p))  # away from where the reparametrization started
+        return layer
+
+    x = torch.randn(2, 9, 4, dtype=torch.double)
+    results = {}
+    for engine in ("reference", "auto", "fused", "native"):
+        layer = make(engine)
+        y = layer(x)
+        grads = torch.autograd.grad(weighted_sum([y]), list(layer.cell.parameters()))
+        results[engine] = [y, *grads, *layer.cell.buffers()]  # the buffers: spectral_norm's u (and v)
+    for engine in ("auto", "fused", "native"):
+        assert max_diff(results[engine], results["reference"]) < 1e-10, engine
+
+
+def test_a_hook_that_only_watches_does_not_change_a_parametrized_weight():
+    # a forward hook sends the layer through the reference loop; the parametrized weight is still
+    # made once a call there, so training gives the same numbers with the hook as without
+    import copy
+
+    from lstmkit.layers import LSTM
+
+    torch.manual_seed(0)
+    layer = LSTM(5, input_size=4).double()
+    spectral_norm(layer.cell, "weight_hh")
+    with torch.no_grad():
+        layer.cell.parametrizations.weight_hh.original.normal_()
+    watched = copy.deepcopy(layer)
+    watched.cell.register_forward_hook(lambda module, args, out: None)
+    x = torch.randn(2, 20, 4, dtype=torch.double)
+    y, y_watched = layer(x), watched(x)
+    assert watched.engine_in_use == "reference" and layer.engine_in_use != "reference"
+    assert max_diff([y], [y_watched]) < 1e-10
+
+
+@pytest.mark.parametrize("engine", ["auto", "native", "fused", "reference"])
+def test_a_parametrized_weight_is_made_once_a_call_on_every_path(engine):
+    # before: weight_ih was made three times a call on the native path (the input's dtype check,
+    # the bfloat16 check, the op's parameters), twice on the fused one, T times on the reference
+    from lstmkit.layers import LSTM
+
+    class Counted(torch.nn.Module):
+        calls = 0
+
+        def forward(self, w):
+            Counted.calls += 1
+            return w
+
+    layer = LSTM(5, input_size=4, engine=engine)
+    layer(torch.randn(2, 6, 4))
+    for name in ("weight_ih", "weight_hh"):
+        parametrize.register_parametrization(layer.cell, name, Counted())
+    Counted.calls = 0
+    layer(torch.randn(2, 6, 4)).sum().backward()
+    assert Counted.calls == 2  # one for each weight
+
+
+@pytest.mark.parametrize("engine", ["auto", "fused", "reference"])
+def test_a_pruned_layer_converted_to_float64_runs_in_float64(engine):
+    # before: the input's dtype check read the pruned weight as made before .double() (float32)
+    # and told the user to convert the layer, which they just had
+    from lstmkit.layers import LSTM
+
+    layer = LSTM(5, input_size=4, engine=engine)
+    layer(torch.randn(2, 5, 4))
+    prune.l1_unstructured(layer.cell, "weight_ih", amount=0.5)
+    layer.double()
+    assert layer(torch.randn(2, 5, 4, dtype=torch.double)).dtype == torch.double
+    with pytest.raises(TypeError, match=r"input dtype torch.float32 does not match the layer's weights \(torch.float64\)"):
+        layer(torch.randn(2, 5, 4))

@@ -222,7 +222,11 @@ def test_a_setting_the_weights_were_made_for_is_fixed_once_built(make, name, val
         setattr(layer, name, value)
     with torch.no_grad():
         assert torch.equal(layer(x), want)
-    setattr(layer, name, getattr(layer, name))  # the same value again is no change
+    before = getattr(layer, name)
+    setattr(layer, name, np.int64(before) if isinstance(before, int) and not isinstance(before, bool) else before)
+    assert type(getattr(layer, name)) is type(before)  # the same value again is no change
+    with pytest.raises(AttributeError, match=rf"`{name}` is fixed once the layer is built; it cannot be deleted"):
+        delattr(layer, name)
     fresh = make().__class__(8)  # not built yet: anything goes
     setattr(fresh, name, value)
     assert getattr(fresh, name) == value or getattr(fresh, name).name == value
