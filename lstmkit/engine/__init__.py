@@ -23,6 +23,7 @@ from lstmkit._validation import check_choice
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
 from lstmkit.cells.rnn import RNNCell
+from lstmkit.engine.allocator import retaining_freed_memory
 from lstmkit.engine.fused import run_fused_gru, run_fused_lstm, run_fused_rnn, transforms_active, use_jit
 from lstmkit.engine.native import native_unsupported_reason, run_native
 from lstmkit.engine.reference import run_reference
@@ -43,6 +44,11 @@ def _fused_kernel(cell):
 # steps the fused path's set-up costs more than oneDNN's; docs/performance.md).
 _FUSED_MAX_BATCH = 2
 _FUSED_MIN_STEPS = 50
+# ... and in training from batch 32, 128 to 256 units and B * T * H = 2^19, where oneDNN's
+# workspace is page-faulted in every step unless freed memory is retained (_native_is_faster).
+_FAULTED_MIN_BATCH = 32
+_FAULTED_UNITS = (128, 256)
+_FAULTED_MIN_WORK = 1 << 19
 
 
 def _weight_hook_types() -> tuple[type, ...]:
@@ -129,8 +135,19 @@ def _native_is_faster(cell, x: torch.Tensor) -> bool:
         return not use_jit(None, x.shape[0], 3 * cell.hidden_size, x, training=training)
     if not isinstance(cell, LSTMCell) or cell.proj_size:
         return False
-    B, T = x.shape[0], x.shape[1]
-    return not (B <= _FUSED_MAX_BATCH and T >= _FUSED_MIN_STEPS and use_jit(cell.variant, B, 4 * cell.hidden_size, x))
+    B, T, H = x.shape[0], x.shape[1], cell.hidden_size
+    if B <= _FUSED_MAX_BATCH and T >= _FUSED_MIN_STEPS and use_jit(cell.variant, B, 4 * H, x):
+        return False
+    # Training where oneDNN's saved activations (~67 bytes per row, unit and step) outgrow glibc's
+    # largest mmap threshold (32 MB): unless freed memory is retained, its workspace comes back
+    # from the system, page-faulted in, every step, and the compiled sweep, which saves less than
+    # half as much, wins (train step 0.75x-0.93x at batch 32-128, 128-256 units, fresh process;
+    # with memory retained the two are within 0.97x-1.04x; at 512 units, or batch 16, oneDNN wins).
+    if (_FAULTED_MIN_BATCH <= B and _FAULTED_UNITS[0] <= H <= _FAULTED_UNITS[1] and B * T * H >= _FAULTED_MIN_WORK
+            and not retaining_freed_memory() and x.dtype == torch.float32 and use_jit(cell.variant, B, 4 * H, x)
+            and torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in cell.parameters()))):
+        return False
+    return True
 
 
 def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None,

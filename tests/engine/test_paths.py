@@ -172,6 +172,30 @@ def test_auto_gru_between_the_training_and_inference_limits(threads):
     assert select_engine(GRUCell(I, 512), "auto", torch.zeros(15, 2, I)) == "native"  # above the limits, no split
 
 
+def test_auto_lstm_trains_on_the_compiled_sweep_where_onednn_faults_its_workspace_in(threads, monkeypatch):
+    # from batch 32, 128-256 units and B*T*H = 2^19 oneDNN's saved activations outgrow glibc's
+    # largest mmap threshold, and come back page-faulted every train step (docs/performance.md)
+    import lstmkit.engine as engine
+
+    threads(2)
+    cell, x = LSTMCell(64, 256), torch.zeros(64, 100, 64)
+    compiled = fused.use_jit(cell.variant, 64, 4 * 256, x)
+    assert compiled == fused.JIT_ENABLED
+    assert select_engine(cell, "auto", x) == ("fused" if compiled else "native")
+    assert select_engine(LSTMCell(64, 128), "auto", x) == ("fused" if compiled else "native")
+    with torch.no_grad():
+        assert select_engine(cell, "auto", x) == "native"  # no graph: oneDNN saves nothing
+    for other in (torch.zeros(16, 100, 64), torch.zeros(64, 20, 64), x.double()):
+        assert select_engine(cell, "auto", other) == "native"  # batch 16, too little work, float64
+    assert select_engine(LSTMCell(64, 512), "auto", x) == "native"  # 512 units: oneDNN wins anyway
+    monkeypatch.setattr(engine, "retaining_freed_memory", lambda: True)
+    assert select_engine(cell, "auto", x) == "native"  # memory kept: the two within 0.97x-1.04x
+    monkeypatch.undo()
+    cell.requires_grad_(False)
+    assert select_engine(cell, "auto", x) == "native"  # nothing to train: no graph either
+    assert select_engine(cell, "auto", x.requires_grad_()) == ("fused" if compiled else "native")
+
+
 def test_native_refuses_what_it_cannot_compute():
     x = torch.zeros(2, 3, I)
     with pytest.raises(ValueError, match=r"engine='native' cannot run this layer: variant 'cifg' is not the vanilla"):
