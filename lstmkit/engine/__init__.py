@@ -17,7 +17,6 @@ import contextlib
 from collections import OrderedDict
 
 import torch
-from torch.nn.utils import parametrize
 
 from lstmkit._validation import check_choice
 from lstmkit.cells.gru import GRUCell
@@ -44,11 +43,11 @@ def _fused_kernel(cell):
 # steps the fused path's set-up costs more than oneDNN's; docs/performance.md).
 _FUSED_MAX_BATCH = 2
 _FUSED_MIN_STEPS = 50
-# ... and in training from batch 32, 128 to 256 units and B * T * H = 2^19, where oneDNN's
+# ... and in training from batch 32, 128 to 256 units and B * T * H = 3 * 2^18, where oneDNN's
 # workspace is page-faulted in every step unless freed memory is retained (_native_is_faster).
 _FAULTED_MIN_BATCH = 32
 _FAULTED_UNITS = (128, 256)
-_FAULTED_MIN_WORK = 1 << 19
+_FAULTED_MIN_WORK = 3 << 18
 
 
 def _weight_hook_types() -> tuple[type, ...]:
@@ -165,21 +164,25 @@ def run(cell, x: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tens
 
 
 def makes_weights(cell) -> bool:
-    """Whether ``cell`` makes a weight from others on its call (hooks of ``torch.nn.utils.prune``,
-    ``spectral_norm``, ``weight_norm``) or on each read (``torch.nn.utils.parametrize``); cheap,
-    for the hot path: then a call runs inside :func:`weights_made_once`."""
-    d = cell.__dict__
-    return bool(d["_forward_pre_hooks"]) or "parametrizations" in d["_modules"]
+    """Whether ``cell`` makes a weight from others on its call (the hooks of
+    ``torch.nn.utils.prune``, ``spectral_norm``, ``weight_norm``); cheap, for the hot path: such a
+    call runs inside :func:`weights_made_once`."""
+    return bool(cell.__dict__["_forward_pre_hooks"])
 
 
 @contextlib.contextmanager
 def weights_made_once(cell, inputs: tuple = ()):
-    """Within: each weight ``cell`` makes from others is made once, as torch's own recurrent
-    modules make theirs once per call, and every path reads that one. The weight pre-hooks
-    (:func:`cell_hooks` ``"weights"``) run now and stand aside until the end (the reference
-    path calls the cell every step, which would run them, and spectral_norm's power iteration,
-    T times); parametrized weights are cached (``parametrize.cached``) where each read would
-    compute them again. A cell with any other hook keeps all its hooks: it runs step by step."""
+    """Within: each weight that a hook on ``cell``'s call makes from others is made once, as
+    torch's own recurrent modules make theirs once per call, and every path reads that one. The
+    weight pre-hooks (:func:`cell_hooks` ``"weights"``) run now and stand aside until the end
+    (the reference path calls the cell every step, which would run them, and spectral_norm's
+    power iteration, T times). A cell with any other hook keeps all its hooks: it runs step by
+    step.
+
+    A weight of ``torch.nn.utils.parametrize`` is made on every read, as torch makes it (the
+    paths read it a different number of times; in training, spectral_norm's power iteration runs
+    on each read): wrap the call in ``parametrize.cached()`` to make it once, as torch advises.
+    Entering that here would switch torch's one process-wide cache on for every other thread."""
     d = cell.__dict__
     hooks = d["_forward_pre_hooks"]
     standing_aside = bool(hooks) and cell_hooks(cell) == "weights"
@@ -188,11 +191,7 @@ def weights_made_once(cell, inputs: tuple = ()):
             hook(cell, inputs)
         d["_forward_pre_hooks"] = OrderedDict()
     try:
-        if "parametrizations" in d["_modules"]:
-            with parametrize.cached():
-                yield
-        else:
-            yield
+        yield
     finally:
         if standing_aside:
             d["_forward_pre_hooks"] = hooks

@@ -30,7 +30,7 @@ def native_unsupported_reason(cell, mask, recurrent_mask) -> str | None:
         return f"{type(cell).__name__} has no native op"
     if recurrent_mask is not None:
         return "recurrent dropout acts inside the recurrence"
-    if (isinstance(cell, LSTMCell) and cell.weight_ih.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    if (isinstance(cell, LSTMCell) and torch.is_autocast_enabled("cpu") and cell.weight_ih.device.type == "cpu"
             and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         return "oneDNN has no bfloat16 LSTM kernel on this CPU (it needs AVX-512 BF16)"
     if mask is not None and prefix_lengths(mask) is None:

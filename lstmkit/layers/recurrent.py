@@ -206,7 +206,7 @@ class Recurrent(Layer):
             if out is not None:
                 return out
         cell = self.__dict__["_modules"].get("cell")
-        if cell is not None and makes_weights(cell):  # pruned or normalised weights: made once a call
+        if cell is not None and makes_weights(cell):  # weights made by hooks (prune, ...): once a call
             with weights_made_once(cell, (x,)):
                 return self._call_engine(x, initial_state, mask, lengths)
         return self._call_engine(x, initial_state, mask, lengths)
@@ -283,7 +283,7 @@ class Recurrent(Layer):
             raise ValueError(
                 f"{name}: expected input of shape (batch, time, {self.input_size}), got {tuple(x.shape)}."
             )
-        dtype = self.cell.weight_ih.dtype
+        dtype = next(self.cell.parameters()).dtype  # not weight_ih: a parametrized one is made on each read
         if x.dtype != dtype:
             raise TypeError(
                 f"{name}: input dtype {x.dtype} does not match the layer's weights ({dtype}). "

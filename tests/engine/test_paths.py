@@ -173,7 +173,7 @@ def test_auto_gru_between_the_training_and_inference_limits(threads):
 
 
 def test_auto_lstm_trains_on_the_compiled_sweep_where_onednn_faults_its_workspace_in(threads, monkeypatch):
-    # from batch 32, 128-256 units and B*T*H = 2^19 oneDNN's saved activations outgrow glibc's
+    # from batch 32, 128-256 units and B*T*H = 3 * 2^18 oneDNN's saved activations outgrow glibc's
     # largest mmap threshold, and come back page-faulted every train step (docs/performance.md)
     import lstmkit.engine as engine
 
