@@ -140,8 +140,9 @@ def _native_is_faster(cell, x: torch.Tensor) -> bool:
     # Training where oneDNN's saved activations (~67 bytes per row, unit and step) outgrow glibc's
     # largest mmap threshold (32 MB): unless freed memory is retained, its workspace comes back
     # from the system, page-faulted in, every step, and the compiled sweep, which saves less than
-    # half as much, wins (train step 0.75x-0.93x at batch 32-128, 128-256 units, fresh process;
-    # with memory retained the two are within 0.97x-1.04x; at 512 units, or batch 16, oneDNN wins).
+    # half as much, wins (train step 0.62x-0.97x of oneDNN's at 13 sizes there, each in a fresh
+    # process; with memory retained the two are within 0.97x-1.04x; at 512 units, or batch 16,
+    # oneDNN wins either way; docs/performance.md).
     if (_FAULTED_MIN_BATCH <= B and _FAULTED_UNITS[0] <= H <= _FAULTED_UNITS[1] and B * T * H >= _FAULTED_MIN_WORK
             and not retaining_freed_memory() and x.dtype == torch.float32 and use_jit(cell.variant, B, 4 * H, x)
             and torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in cell.parameters()))):
@@ -240,7 +241,8 @@ def dispatch(path: str, cell, x, state, mask=None, recurrent_mask=None):
     """Run an already selected path (see :func:`select_engine`); no checks on the hot path.
 
     ``state`` None starts from zeros (the native path makes them in the shape its op takes).
-    A cell whose weights are made from others runs inside :func:`weights_made_once`."""
+    A cell whose weights hooks make must run inside :func:`weights_made_once` (the layers and
+    :func:`run` enter it)."""
     if path == "native":
         return run_native(cell, x, state, mask)
     if state is None:
