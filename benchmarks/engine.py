@@ -54,7 +54,7 @@ import time
 import torch
 from torch import nn
 
-from _timing import paired_ratio
+from _timing import alternated_us, paired_ratio
 
 from lstmkit.engine import fused, jit
 from lstmkit.engine.allocator import retain_freed_memory
@@ -299,15 +299,9 @@ def head_to_head(size, rounds: int) -> list[list[float]]:
     modules = [(nn.LSTM(I, H, batch_first=True), True), (nn.LSTM(I, H, batch_first=True), True),
                (LSTM(H, input_size=I, return_sequences=True), False)]
     calls = [step_fns(module, x, is_torch)[1] for module, is_torch in modules]
-    for call in calls:
-        call()  # warm-up: building, allocations, oneDNN primitives, numba compilation
-    times = [[] for _ in calls]
-    jobs, order = list(range(len(calls))), random.Random(0)
-    for _ in range(rounds):
-        order.shuffle(jobs)
-        for i in jobs:
-            times[i].append(timed(calls[i]))
-    return times
+    # one call of each a round (blocks of one), after one warm-up call each: building,
+    # allocations, oneDNN primitives, numba compilation
+    return [[us / 1e6 for us in times] for times in alternated_us(calls, calls=1, rounds=rounds, warmup=1)]
 
 
 if __name__ == "__main__":
