@@ -25,9 +25,10 @@ with no mask and no initial state passed in (the layer's carried state or zeros)
 LSTM step at any batch size, a sequence (or any GRU, Elman or variant call) at small batches. A
 carried state it made it updates in place (reading it through ``layer.states`` hands it over
 for good), and the next step of such a stream takes :func:`_next_step`, which checks only what can
-change between two steps. It returns None for anything else, which then takes the ordinary engine path. Tests
-compare it with the reference loop in float64 and with ``torch.nn.LSTMCell``,
-``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
+change between two steps, called from the layer's own ``__call__`` (:func:`next_call`) wherever
+``nn.Module.__call__`` would do nothing more. It returns None for anything else, which then
+takes the ordinary engine path. Tests compare it with the reference loop in float64 and with
+``torch.nn.LSTMCell``, ``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import operator
 
 import numpy as np
 import torch
+from torch.nn.modules import module as _torch_module
 
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
@@ -385,8 +387,12 @@ def _hooked(cd: dict) -> bool:
     return bool(cd["_forward_pre_hooks"] or cd["_forward_hooks"])
 
 
+_data_ptr = torch.Tensor.data_ptr
+
+
 def _settings(cd: dict) -> tuple:
-    """The settings of a cell (its ``__dict__``) the kernels read, which a user may change on a built cell."""
+    """The settings of a cell (its ``__dict__``) the kernels read, which a user may change on a
+    built cell (:func:`_current` writes the same out)."""
     return cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size")
 
 
@@ -398,9 +404,11 @@ def _current(d: dict, cell, cached: tuple) -> bool:
         return False
     cd = cell.__dict__
     params = cd["_parameters"]
-    return (len(params) == len(cached[2]) and all(map(operator.is_, params.values(), cached[2]))
-            and tuple(params) == cached[6] and tuple(map(torch.Tensor.data_ptr, cached[2])) == cached[3]
-            and cached[5] == _settings(cd) and not _hooked(cd))
+    # (checked on every step of a stream: the helpers above written out, the same names first)
+    return (tuple(params) == cached[6] and all(map(operator.is_, params.values(), cached[2]))
+            and tuple(map(_data_ptr, cached[2])) == cached[3]
+            and cached[5] == (cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size"))
+            and not (cd["_forward_pre_hooks"] or cd["_forward_hooks"]))
 
 
 # Up to this batch size, this many units and this many gate rows in all (B * 4H), a whole
@@ -491,6 +499,30 @@ def _next_step(d: dict, x: torch.Tensor, mine: tuple):
         rnn_step(x.numpy(), h, *weights, extra, h_np, h)
     d["_last_engine"] = "fused"
     return torch.from_numpy(h_np.reshape(shape[0], 1, -1) if flags[2] else h_np)
+
+
+# torch's hooks on every module's call (torch.nn.modules.module): registering one adds to these
+# dicts in place, so holding them here sees every later registration
+_GLOBAL_CALL_HOOKS = (_torch_module._global_forward_pre_hooks, _torch_module._global_forward_hooks,
+                      _torch_module._global_backward_pre_hooks, _torch_module._global_backward_hooks)
+
+
+def next_call(layer, x, mine: tuple):
+    """``layer(x)`` for the next step of a stream, from the layer's own ``__call__`` without
+    ``nn.Module.__call__``, or None, and the call goes the usual way. ``mine`` is the layer's
+    ``_stream_state`` with a plan (``mine[3]``).
+
+    It answers only where that way would end in :func:`_next_step` too, with nothing run on
+    the way: no graph being recorded, an exact tensor, no hooks on this layer's call or on every
+    module's, no ``module.compile()``, no trace, ``torch.compile`` or ``torch.func`` transform.
+    Skipping ``nn.Module.__call__`` and ``forward``'s preamble took about a fifth of an
+    ``LSTM(64)`` step (docs/performance.md)."""
+    d = layer.__dict__
+    if (torch.is_grad_enabled() or type(x) is not torch.Tensor or d["_forward_pre_hooks"] or d["_forward_hooks"]
+            or d["_backward_pre_hooks"] or d["_backward_hooks"] or any(_GLOBAL_CALL_HOOKS)
+            or d.get("_compiled_call_impl") is not None or fused.torch_ops_only()):
+        return None
+    return _next_step(d, x, mine)
 
 
 def stream_step(layer, x: torch.Tensor):

@@ -36,7 +36,7 @@ from lstmkit.cells.rnn import NONLINEARITIES
 from lstmkit.cells.variants import LSTMVariant, get_variant
 from lstmkit.engine import ENGINES, dispatch, makes_weights, select_engine, weights_made_once
 from lstmkit.engine.fused import torch_ops_only
-from lstmkit.engine.stream import stream_step
+from lstmkit.engine.stream import next_call, stream_step
 from lstmkit.errors import NotBuiltError
 from lstmkit.layers.base import Layer, register
 
@@ -196,6 +196,22 @@ class Recurrent(Layer):
         return getattr(self, "_last_engine", None)
 
     # -- the call -----------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        # The next step of a stream (a stateful layer in evaluation mode fed one step at a time
+        # under no_grad) goes straight to its compiled step: nn.Module.__call__ and forward's
+        # checks were a fifth of it. next_call (engine/stream.py) steps aside, to the usual
+        # call, wherever that would do anything more (hooks, a trace, torch.compile, a graph);
+        # so does a forward of a subclass's or the instance's own, which only the call runs.
+        if len(args) == 1 and not kwargs:
+            d = self.__dict__
+            mine = d.get("_stream_state")
+            if (mine is not None and mine[3] is not None and type(self).forward is Recurrent.forward
+                    and "forward" not in d):
+                out = next_call(self, args[0], mine)
+                if out is not None:
+                    return out
+        return super().__call__(*args, **kwargs)
+
     def forward(self, x, initial_state=None, mask=None, lengths=None):
         if (not torch.is_grad_enabled() and type(x) is torch.Tensor
                 and initial_state is None and mask is None and lengths is None

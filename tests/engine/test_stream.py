@@ -585,3 +585,99 @@ def test_a_weight_pruned_or_normalised_mid_stream_reaches_every_later_step(cell,
         torch.nn.utils.spectral_norm(layer.cell, "weight_hh")
         layer(xs[0])
         assert stream._prepared(layer) is None
+
+
+class _Marked(torch.Tensor):
+    """A tensor subclass: its own ``__torch_function__`` must see every op, so no shortcut."""
+
+
+class _Doubled(LSTM):
+    """A subclass with a forward of its own, which only ``nn.Module.__call__`` runs."""
+
+    def forward(self, x, *args, **kwargs):
+        return super().forward(x, *args, **kwargs) * 2.0
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning", "ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("make", [_PRUNED["lstm"], _PRUNED["gru"], _PRUNED["rnn"]], ids=["lstm", "gru", "rnn"])
+def test_the_next_step_skips_the_module_call_only_where_that_call_would_do_nothing_more(make, monkeypatch):
+    # Recurrent.__call__ answers the next step of a stream itself (stream.next_call), without
+    # nn.Module.__call__ and forward. Wherever that call would do more (hooks on the layer or on
+    # every module, a graph, a subclass's input, keyword arguments, a trace, module.compile())
+    # it must go the usual way, and the outputs match the reference twin's either way.
+    from torch.nn.modules.module import register_module_forward_hook
+
+    from lstmkit.layers import recurrent
+
+    fast, slow = _twins(make)
+    short = []  # a call of fast answered by the shortcut (the twin never has a plan)
+
+    def counted(*args):
+        out = stream.next_call(*args)
+        short.append(out is not None)
+        return out
+
+    monkeypatch.setattr(recurrent, "next_call", counted)
+    gen = torch.Generator().manual_seed(17)
+
+    def step(expect_short, call=lambda layer, x: layer(x), slow_call=None, *, offset=0.0):
+        x = torch.randn(2, 1, 3, generator=gen, dtype=torch.float64)
+        short.clear()
+        a = call(fast, x)
+        assert any(short) == expect_short
+        b = (slow_call or call)(slow, x) + offset
+        assert a.shape == b.shape and max_diff(a, b) < 1e-12
+
+    with torch.no_grad():
+        step(False)  # the first step makes the plan
+        step(True)
+        handle = fast.register_forward_hook(lambda m, args, out: out + 1.0)
+        step(False, offset=1.0)
+        handle.remove()
+        step(True)
+        handle = fast.register_forward_pre_hook(lambda m, args: (args[0] * 2.0,))
+        step(False, slow_call=lambda layer, x: layer(x * 2.0))
+        handle.remove()
+        step(True)
+        seen = []
+        handle = register_module_forward_hook(lambda m, args, out: seen.append(m))
+        step(False)
+        handle.remove()
+        assert fast in seen
+        step(True)
+        step(False, lambda layer, x: layer(x=x))
+        step(False, lambda layer, x: layer(x.as_subclass(_Marked)).as_subclass(torch.Tensor))
+        step(False)  # that call took the engine path and carried its state: the plan is made again
+        step(True)
+        example = torch.randn(2, 1, 3, generator=gen, dtype=torch.float64)
+        short.clear()
+        torch.jit.trace(torch.nn.Sequential(fast), example, check_trace=False)  # torch ops, not the kernels
+        assert not any(short)
+        slow(example)
+        step(False)
+        step(True)
+    with torch.enable_grad():  # a graph: the engine path
+        step(False, lambda layer, x: layer(x).detach())
+    with torch.no_grad():
+        step(False)
+        step(True)
+        fast.compile(backend="eager")
+        step(False)
+
+
+def test_a_forward_of_a_subclass_or_the_instance_runs_on_every_step_of_a_stream():
+    doubled = _Doubled(5, input_size=3, stateful=True).eval()
+    plain = LSTM(5, input_size=3, stateful=True).eval()
+    plain.load_state_dict(doubled.state_dict())
+    own = LSTM(5, input_size=3, stateful=True).eval()
+    own.load_state_dict(doubled.state_dict())
+    calls = []
+    real = own.forward
+    own.forward = lambda x, *a, **k: (calls.append(1), real(x, *a, **k))[1]
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.randn(1, 1, 3)
+            expected = plain(x)
+            assert torch.equal(doubled(x), expected * 2.0)
+            assert torch.equal(own(x), expected)
+    assert len(calls) == 4
