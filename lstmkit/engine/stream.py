@@ -358,8 +358,9 @@ def _prepared(layer):
     cd = cell.__dict__
     params = cd["_parameters"]
     tensors = tuple(params.values())
-    if any(t is None for t in tensors):
-        return None  # a parameter set to None: the engine path says what it makes of that
+    if any(t is None or t.is_neg() for t in tensors):
+        return None  # a parameter set to None (the engine path says what it makes of that), or
+        # one with torch's negative bit (a view of z.conj().imag): no NumPy view can share it
     kind = _eligible(cell, d["engine"])
     ready = None
     # Pruning, spectral_norm and the old weight_norm rename a weight (weight_hh_orig, ...) and
@@ -488,15 +489,19 @@ def _next_step(d: dict, x: torch.Tensor, mine: tuple):
             or (d["training"], d["stateful"], d["return_sequences"], d["return_state"]) != flags
             or not _current(d, d["_modules"].get("cell"), cached) or torch.is_autocast_enabled("cpu")):
         return None
+    try:
+        xs = x.numpy()
+    except RuntimeError:  # torch's negative bit (a view of z.conj().imag): stream_step reads a copy
+        return None
     h, c = mine[1], mine[2]
     h_np = np.empty(h.shape, h.dtype)
     _, weights, kind, extra = cached[4]
     if kind == "lstm":
-        lstm_step(x.numpy(), h, c, *weights, h_np, c, h)
+        lstm_step(xs, h, c, *weights, h_np, c, h)
     elif kind == "gru":
-        gru_step(x.numpy(), h, *weights, extra, h_np, h)
+        gru_step(xs, h, *weights, extra, h_np, h)
     else:
-        rnn_step(x.numpy(), h, *weights, extra, h_np, h)
+        rnn_step(xs, h, *weights, extra, h_np, h)
     d["_last_engine"] = "fused"
     return torch.from_numpy(h_np.reshape(shape[0], 1, -1) if flags[2] else h_np)
 
@@ -523,6 +528,12 @@ def next_call(layer, x, mine: tuple):
             or d.get("_compiled_call_impl") is not None or fused.torch_ops_only()):
         return None
     return _next_step(d, x, mine)
+
+
+def _readable(t: torch.Tensor) -> np.ndarray:
+    """``t``'s values as a NumPy array: a view, or a copy where ``t`` carries torch's negative
+    bit (a view of ``z.conj().imag``), which NumPy cannot see."""
+    return t.resolve_neg().numpy() if t.is_neg() else t.numpy()
 
 
 def stream_step(layer, x: torch.Tensor):
@@ -575,10 +586,10 @@ def stream_step(layer, x: torch.Tensor):
             h, c = mine[1], mine[2]
             owned = True
         else:  # a state from elsewhere (the engine path, the `states` setter): read, never written
-            h = states[0].detach().numpy()
-            c = None if single else states[1].detach().numpy()
+            h = _readable(states[0].detach())
+            c = None if single else _readable(states[1].detach())
     # C-contiguous: a strided view costs ~5 us more in numba's dispatch
-    xs = (x.detach() if x.requires_grad else x).numpy()
+    xs = _readable(x.detach() if x.requires_grad else x)
     if kind == "variant":
         if states is not None and not owned:  # its kernel leaves the final state in h, c
             h, c = h.copy(), c.copy()

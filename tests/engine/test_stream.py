@@ -681,3 +681,50 @@ def test_a_forward_of_a_subclass_or_the_instance_runs_on_every_step_of_a_stream(
             assert torch.equal(doubled(x), expected * 2.0)
             assert torch.equal(own(x), expected)
     assert len(calls) == 4
+
+
+def _neg_bit(*shape, dtype=torch.float64, seed=0):
+    """A tensor with torch's negative bit set (a view of ``z.conj().imag``), which NumPy cannot read."""
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    z = torch.randn(*shape, dtype=complex_dtype, generator=torch.Generator().manual_seed(seed))
+    t = z.conj().imag
+    assert t.is_neg()
+    return t
+
+
+@pytest.mark.parametrize("make", list(_PRUNED.values()), ids=list(_PRUNED))
+def test_inputs_states_and_gradients_with_torch_s_negative_bit_are_read_by_value(make):
+    # x.numpy() refuses such a tensor; the shortcut and the stream must read its values, an input,
+    # a state or a weight (each failed with "Can't call numpy() on Tensor that has negative bit
+    # set"), and so must the fused path in training, its gradient too
+    fast, slow = _twins(make)
+    with torch.no_grad():
+        for seed in range(4):  # a stream: the first step, then the short way
+            x = _neg_bit(2, 1, 3, seed=seed)
+            assert max_diff(fast(x), slow(x)) < 1e-12
+        state = tuple(_neg_bit(2, 4, seed=9 + i) for i in range(len(fast.state_names)))
+        fast.states, slow.states = state, state
+        for seed in range(2):
+            x = _neg_bit(2, 1, 3, seed=seed)
+            assert max_diff(fast(x), slow(x)) < 1e-12
+        fast.return_sequences = slow.return_sequences = True
+        x = _neg_bit(2, 6, 3, seed=5)
+        assert max_diff(fast(x), slow(x)) < 1e-12
+        weight = _neg_bit(*fast.cell.weight_hh.shape, seed=8)
+        for layer in (fast, slow):
+            layer.cell.weight_hh.data = weight
+        assert fast.cell.weight_hh.is_neg()
+        assert max_diff(fast(x), slow(x)) < 1e-12
+    fast.train(), slow.train()
+    fast.reset_states(), slow.reset_states()
+    fast.engine = "fused"
+    x = _neg_bit(2, 6, 3, seed=6).requires_grad_()
+    dy = _neg_bit(2, 6, 4, seed=7)
+    fast(x).backward(dy)
+    grads = [p.grad.clone() for p in fast.parameters()]
+    x_grad = x.grad.clone()
+    x.grad = None
+    slow(x).backward(dy)
+    assert max_diff(x.grad, x_grad) < 1e-10
+    for a, p in zip(grads, slow.parameters()):
+        assert max_diff(a, p.grad) < 1e-10
