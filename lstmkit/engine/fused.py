@@ -435,8 +435,11 @@ def transforms_active() -> bool:
 def torch_ops_only() -> bool:
     """Whether a call must run torch ops only, not the NumPy and numba kernels: under
     ``torch.jit.trace`` or ``torch.compile`` (which see nothing else; a trace would keep the
-    kernels' outputs as constants), or under :func:`transforms_active`."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or transforms_active()
+    kernels' outputs as constants), under :func:`transforms_active`, or under a dispatch mode
+    (``FakeTensorMode``, ``FlopCounterMode``, a user's ``TorchDispatchMode``), which must see
+    every op: a fake tensor has no data for a kernel to read."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling() or transforms_active()
+            or torch._C._len_torch_dispatch_stack() > 0)
 
 
 def use_jit(variant, B: int, gate_rows: int, x: torch.Tensor, training: bool = True, elman: bool = False) -> bool:

@@ -378,7 +378,9 @@ def _prepared(layer):
             W_hr = params["weight_hr"].detach().numpy() if cell.proj_size else None
             extra = (fused._lstm_cfg(v, cell.proj_size, False, False), opt, W_hr, v.layer_norm)
         ready = (cell.weight_ih.dtype, main, kind, extra)
-    d["_stream"] = (cell, d["engine"], tensors, tuple(map(torch.Tensor.data_ptr, tensors)), ready, _settings(cd),
+    # tensors[i].detach(): an alias with the parameter's memory and layout as of now, which a
+    # `.data =` swap (new storage, or a view of the same memory laid out otherwise) does not follow
+    d["_stream"] = (cell, d["engine"], tensors, tuple(t.detach() for t in tensors), ready, _settings(cd),
                     tuple(params))
     return ready
 
@@ -388,7 +390,7 @@ def _hooked(cd: dict) -> bool:
     return bool(cd["_forward_pre_hooks"] or cd["_forward_hooks"])
 
 
-_data_ptr = torch.Tensor.data_ptr
+_is_set_to = torch.Tensor.is_set_to  # the same storage, offset, sizes and strides
 
 
 def _settings(cd: dict) -> tuple:
@@ -399,15 +401,15 @@ def _settings(cd: dict) -> tuple:
 
 def _current(d: dict, cell, cached: tuple) -> bool:
     """Whether ``cached`` (the layer's ``_stream`` entry; ``d`` the layer's ``__dict__``) still
-    describes ``cell``: the same cell, engine, parameter names, objects and storages, settings,
-    and no hooks on the cell's call."""
+    describes ``cell``: the same cell, engine, parameter names, objects, memory and layout,
+    settings, and no hooks on the cell's call."""
     if cached[0] is not cell or cached[1] != d["engine"]:
         return False
     cd = cell.__dict__
     params = cd["_parameters"]
     # (checked on every step of a stream: the helpers above written out, the same names first)
     return (tuple(params) == cached[6] and all(map(operator.is_, params.values(), cached[2]))
-            and tuple(map(_data_ptr, cached[2])) == cached[3]
+            and all(map(_is_set_to, cached[2], cached[3]))
             and cached[5] == (cd.get("reset_after"), cd.get("nonlinearity"), cd.get("variant"), cd.get("proj_size"))
             and not (cd["_forward_pre_hooks"] or cd["_forward_hooks"]))
 
@@ -506,6 +508,8 @@ def _next_step(d: dict, x: torch.Tensor, mine: tuple):
     return torch.from_numpy(h_np.reshape(shape[0], 1, -1) if flags[2] else h_np)
 
 
+_profiling = torch._C._autograd._profiler_enabled  # torch.profiler: it records nn.Module.__call__
+
 # torch's hooks on every module's call (torch.nn.modules.module): registering one adds to these
 # dicts in place, so holding them here sees every later registration
 _GLOBAL_CALL_HOOKS = (_torch_module._global_forward_pre_hooks, _torch_module._global_forward_hooks,
@@ -519,13 +523,14 @@ def next_call(layer, x, mine: tuple):
 
     It answers only where that way would end in :func:`_next_step` too, with nothing run on
     the way: no graph being recorded, an exact tensor, no hooks on this layer's call or on every
-    module's, no ``module.compile()``, no trace, ``torch.compile`` or ``torch.func`` transform.
+    module's, no ``module.compile()``, no profiler (which records the module's call), no trace,
+    ``torch.compile``, ``torch.func`` transform or dispatch mode.
     Skipping ``nn.Module.__call__`` and ``forward``'s preamble took about a fifth of an
     ``LSTM(64)`` step (docs/performance.md)."""
     d = layer.__dict__
     if (torch.is_grad_enabled() or type(x) is not torch.Tensor or d["_forward_pre_hooks"] or d["_forward_hooks"]
             or d["_backward_pre_hooks"] or d["_backward_hooks"] or any(_GLOBAL_CALL_HOOKS)
-            or d.get("_compiled_call_impl") is not None or fused.torch_ops_only()):
+            or d.get("_compiled_call_impl") is not None or _profiling() or fused.torch_ops_only()):
         return None
     return _next_step(d, x, mine)
 
@@ -579,8 +584,8 @@ def stream_step(layer, x: torch.Tensor):
     if states is None:
         h = np.zeros((B, P), dtype=npdt)
         c = None if single else np.zeros((B, H), dtype=npdt)
-    elif states[0].shape[0] != B or states[0].dtype != dtype:
-        return None  # the engine path explains the batch-size or dtype mismatch
+    elif states[0].shape[0] != B or states[0].dtype != dtype or type(states[0]) is not torch.Tensor:
+        return None  # the engine path explains the batch-size or dtype mismatch (or runs a subclass's ops)
     else:
         if mine is not None and mine[0] is states:
             h, c = mine[1], mine[2]

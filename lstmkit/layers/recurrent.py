@@ -201,12 +201,13 @@ class Recurrent(Layer):
         # under no_grad) goes straight to its compiled step: nn.Module.__call__ and forward's
         # checks were a fifth of it. next_call (engine/stream.py) steps aside, to the usual
         # call, wherever that would do anything more (hooks, a trace, torch.compile, a graph);
-        # so does a forward of a subclass's or the instance's own, which only the call runs.
+        # so does a forward or _call_impl of a subclass's or the instance's own, or one patched
+        # in (mock.patch, torch.fx's tracer patches nn.Module.__call__): only the call runs those.
         if len(args) == 1 and not kwargs:
             d = self.__dict__
             mine = d.get("_stream_state")
-            if (mine is not None and mine[3] is not None and type(self).forward is Recurrent.forward
-                    and "forward" not in d):
+            if (mine is not None and mine[3] is not None and "forward" not in d and "_call_impl" not in d
+                    and (type(self).forward, type(self)._call_impl, nn.Module.__call__) == _PLAIN_CALL):
                 out = next_call(self, args[0], mine)
                 if out is not None:
                     return out
@@ -490,6 +491,10 @@ class SimpleRNN(Recurrent):
     def _cell_config(self):
         return {"nonlinearity": self.nonlinearity}
 
+
+
+# What a call of a Recurrent layer runs as torch and this module define it (Recurrent.__call__)
+_PLAIN_CALL = (Recurrent.forward, nn.Module._call_impl, nn.Module.__call__)
 
 
 def _named_variants():

@@ -647,7 +647,10 @@ def test_the_next_step_skips_the_module_call_only_where_that_call_would_do_nothi
         step(True)
         step(False, lambda layer, x: layer(x=x))
         step(False, lambda layer, x: layer(x.as_subclass(_Marked)).as_subclass(torch.Tensor))
-        step(False)  # that call took the engine path and carried its state: the plan is made again
+        assert all(type(t) is _Marked for t in fast.states)  # the subclass's ops made the state
+        step(False)  # a state of the subclass: its ops again
+        fast.reset_states(), slow.reset_states()
+        step(False)  # the plan is made again
         step(True)
         example = torch.randn(2, 1, 3, generator=gen, dtype=torch.float64)
         short.clear()
@@ -728,3 +731,111 @@ def test_inputs_states_and_gradients_with_torch_s_negative_bit_are_read_by_value
     assert max_diff(x.grad, x_grad) < 1e-10
     for a, p in zip(grads, slow.parameters()):
         assert max_diff(a, p.grad) < 1e-10
+
+
+@pytest.mark.parametrize("make", [_PRUNED["lstm"], _PRUNED["rnn"]], ids=["lstm", "rnn"])
+def test_a_forward_or_call_patched_in_runs_on_every_step_of_a_stream(make, monkeypatch):
+    # mock.patch on the class, a subclass's or torch's own _call_impl, nn.Module.__call__ (as
+    # torch.fx's tracer patches it): each runs on every step, as through nn.Module.__call__
+    from lstmkit.layers.recurrent import Recurrent
+
+    layer = make().eval()
+    x = torch.randn(1, 1, 3)
+    with torch.no_grad():
+        layer(x), layer(x)  # a stream in progress: the next step would take the shortcut
+        for owner, name in ((Recurrent, "forward"), (type(layer), "_call_impl"), (torch.nn.Module, "_call_impl"),
+                            (torch.nn.Module, "__call__"), (layer, "_call_impl")):
+            calls = []
+            real = getattr(owner, name)
+
+            def spy(*args, real=real, **kwargs):
+                calls.append(1)
+                return real(*args, **kwargs)
+
+            with monkeypatch.context() as m:
+                m.setattr(owner, name, spy if owner is layer else lambda *a, spy=spy, **k: spy(*a, **k))
+                for _ in range(3):
+                    layer(x)
+            assert len(calls) == 3, (owner, name)
+            layer(x), layer(x)  # the shortcut again
+
+
+def test_an_fx_tracer_with_the_layer_as_a_leaf_records_its_call_mid_stream():
+    from lstmkit.layers.recurrent import Recurrent
+
+    class Leaf(torch.fx.Tracer):
+        def is_leaf_module(self, m, name):
+            return isinstance(m, Recurrent) or super().is_leaf_module(m, name)
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = LSTM(4, input_size=3, stateful=True).eval()
+            self.register_buffer("c", torch.ones(1, 1, 3))
+
+        def forward(self, x):
+            with torch.no_grad():
+                return self.lstm(self.c) + x
+
+    wrap = Wrap()
+    with torch.no_grad():
+        wrap.lstm(wrap.c), wrap.lstm(wrap.c)  # a stream in progress
+    graph = Leaf().trace(wrap)
+    assert any(n.op == "call_module" and n.target == "lstm" for n in graph.nodes)
+
+
+def test_the_profiler_records_every_step_of_a_stream_as_a_module_call():
+    from torch.profiler import profile
+
+    layer = LSTM(4, input_size=3, stateful=True).eval()
+    x = torch.randn(1, 1, 3)
+    with torch.no_grad():
+        layer(x), layer(x)
+        with profile(with_stack=True, with_modules=True) as prof:
+            for _ in range(4):
+                layer(x)
+    assert sum(e.name.startswith("nn.Module: LSTM") for e in prof.events()) == 4
+
+
+def test_a_weight_swapped_for_another_layout_of_the_same_memory_reaches_the_next_step():
+    # `.data =` a view at the same address (a transposed square W_hh): the same data_ptr, so only
+    # the layout tells the cached NumPy view is stale (it was 0.43 off the reference)
+    fast, slow = _twins(_PRUNED["rnn"])
+    gen = torch.Generator().manual_seed(21)
+    xs = [torch.randn(2, 1, 3, generator=gen, dtype=torch.float64) for _ in range(4)]
+    with torch.no_grad():
+        for x in xs[:2]:
+            fast(x), slow(x)
+        address = fast.cell.weight_hh.data_ptr()
+        for layer in (fast, slow):
+            layer.cell.weight_hh.data = layer.cell.weight_hh.data.t()
+        assert fast.cell.weight_hh.data_ptr() == address
+        for x in xs[2:]:
+            assert max_diff(fast(x), slow(x)) < 1e-12
+
+
+@pytest.mark.parametrize("make", list(_PRUNED.values()), ids=list(_PRUNED))
+def test_dispatch_modes_see_torch_ops_and_fake_tensors_never_reach_the_kernels(make):
+    # under a TorchDispatchMode every op must pass through the mode: FlopCounterMode counts the
+    # step's products, and FakeTensorMode (real inputs allowed) never hands a fake tensor's
+    # missing data to a kernel, which had left NaN in the carried state for every later step
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fast, slow = _twins(make)
+    gen = torch.Generator().manual_seed(23)
+    xs = [torch.randn(2, 1, 3, generator=gen, dtype=torch.float64) for _ in range(5)]
+    with torch.no_grad():
+        for x in xs[:2]:
+            assert max_diff(fast(x), slow(x)) < 1e-12
+        with FlopCounterMode(display=False) as counter:
+            assert max_diff(fast(xs[2]), slow(xs[2])) < 1e-12
+        assert counter.get_total_flops() > 0
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            out = fast(xs[3])
+        assert type(out).__name__ == "FakeTensor"  # torch's ops ran, on fake tensors
+        assert all(type(t).__name__ == "FakeTensor" for t in fast.states)  # as torch.nn.LSTM's would be
+        assert type(fast(xs[3])).__name__ == "FakeTensor"  # a fake state carried on: not read as data
+        fast.reset_states(), slow.reset_states()
+        for x in xs[3:]:
+            assert max_diff(fast(x), slow(x)) < 1e-12
