@@ -66,3 +66,13 @@ def paired_ratio(times, anchor) -> float:
 def paired_difference(times, anchor) -> float:
     """The median over rounds of ``times[r] - anchor[r]``, as :func:`paired_ratio`."""
     return statistics.median(t - a for t, a in zip(times, anchor))
+
+
+def paired_difference_quartiles(times, anchor) -> tuple[float, float]:
+    """The first and third quartiles of the per-round differences ``times[r] - anchor[r]``: how far
+    apart two calls made moments apart land, the resolution of :func:`paired_difference`."""
+    diffs = [t - a for t, a in zip(times, anchor)]
+    if len(diffs) < 2:  # one round: nothing to spread
+        return diffs[0], diffs[0]
+    q1, _, q3 = statistics.quantiles(diffs, n=4)
+    return q1, q3

@@ -29,7 +29,8 @@ def test_inference_benchmark_prints_every_step_row_the_goal_and_the_predict_rows
                      out, re.M)
     assert goal, out
     for B, T in ((1, 10), (32, 50), (256, 50)):
-        assert re.search(rf"^\| B={B}, T={T} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ \| [+-][0-9.]+ \|$",
+        assert re.search(rf"^\| B={B}, T={T} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ "
+                         rf"\| [+-][0-9.]+ \([+-][0-9]+ to [+-][0-9]+\) \|$",
                          out, re.M), (B, T)
 
 
