@@ -803,7 +803,8 @@ class Model(nn.Module):
     def _predict_batches(self, single, batches, device) -> list[torch.Tensor]:
         """``predict``'s outputs, batch by batch (``single``: the whole input as one batch)."""
         if single is not None and device.type == "cpu" and single.is_cpu:  # nothing to move (~3 us of calls)
-            return [_full(self._run(single)[0])]
+            out = _full(self._run(single)[0])
+            return [out if out.is_cpu else out.cpu()]  # (a model may still hand back another device's tensor)
         if single is not None:
             return [_full(self._run(self._to_device(single, device))[0]).cpu()]
         return [_full(self._run(self._to_device(xb, device))[0]).cpu() for xb, _ in batches.iterate(False)]
