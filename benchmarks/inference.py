@@ -14,8 +14,8 @@ Rows, measured in one run:
   conversion, batching, the mode switch, the output array). The three are timed in alternating
   blocks, since the differences are small next to the drift of the machine over the seconds a
   measurement takes. The two differences are medians over the rounds of each round's difference;
-the quartiles of those differences (the last column) show what the rounds can resolve: at
-batch 1 a few microseconds, at batch 32 and above, where a call takes milliseconds, hundreds.
+  the quartiles of those differences (the last column) show what the rounds can resolve: at
+  batch 1 tens of microseconds, at batch 32 and above, where a call takes milliseconds, hundreds.
 
 The step rows (Keras's apart, milliseconds a step) are timed the same way: blocks of 2,000 calls of
 each in turn, in a fresh random order each round; a ratio is the median over the rounds of the

@@ -199,7 +199,7 @@ class Recurrent(Layer):
     def __call__(self, *args, **kwargs):
         # The next step of a stream (a stateful layer in evaluation mode fed one step at a time
         # under no_grad) goes straight to its compiled step: nn.Module.__call__ and forward's
-        # checks were a fifth of it. next_call (engine/stream.py) steps aside, to the usual
+        # checks were up to a tenth of it. next_call (engine/stream.py) steps aside, to the usual
         # call, wherever that would do anything more (hooks, a trace, torch.compile, a graph);
         # so does a forward or _call_impl of a subclass's or the instance's own, or one patched
         # in (mock.patch, torch.fx's tracer patches nn.Module.__call__): only the call runs those.
